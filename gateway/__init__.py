@@ -1,0 +1,1 @@
+"""Citizen- and staff-facing HTTP/WebSocket gateway."""

@@ -1,0 +1,118 @@
+# shellcheck shell=bash
+# Shared setup for scripts/run.sh and scripts/test.sh (sourced, not run).
+# Installs only what is missing: Debian packages, two venvs cached outside the clone
+# keyed by their lock file's hash, and a Rasa model cached by the hash of its inputs.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${ANJU_CACHE:-$HOME/.cache/anju}"
+mkdir -p "$CACHE"
+export RASA_TELEMETRY_ENABLED=false
+export SQLALCHEMY_SILENCE_UBER_WARNING=1
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+export DEBIAN_FRONTEND=noninteractive
+
+step() { printf '\n==> %s\n' "$*" >&2; }
+die() { printf '\nERROR: %s\n' "$*" >&2; exit 1; }
+
+hash_of() {  # hash_of PATH... -> short sha256 over file names and contents
+  (cd "$ROOT" && find "$@" -type f ! -name '*.pyc' ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z \
+    | xargs -0 sha256sum) | sha256sum | cut -c1-16
+}
+
+ensure_debian_packages() {
+  local missing=()
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  [ -x /usr/lib/chromium/chromium ] || missing+=(chromium)
+  dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing+=(fonts-noto-cjk)
+  command -v ffprobe >/dev/null 2>&1 || missing+=(ffmpeg)
+  command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
+  command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+  command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  step "Installing Debian packages: ${missing[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install: ${missing[*]}"
+    sudo="sudo"
+  fi
+  $sudo apt-get update -q
+  # A system redis may start on 6379 after this; the project always runs its own instance.
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+find_python() {  # find_python 3.10 -> path of an interpreter of that minor version
+  local want="$1" c
+  for c in "python$want" \
+           "$(command -v pyenv >/dev/null 2>&1 && pyenv root)/versions/$want".*/bin/"python$want" \
+           "$HOME/.pyenv/versions/$want".*/bin/"python$want" \
+           /usr/bin/"python$want" /usr/local/bin/"python$want"; do
+    [ -n "$c" ] || continue
+    if PYENV_VERSION="$(basename "$(dirname "$(dirname "$c")")")" "$c" -c \
+        "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$want'.split('.'))))" >/dev/null 2>&1; then
+      command -v "$c" 2>/dev/null || echo "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+build_venv() {  # build_venv NAME PYTHON LOCKFILE -- pip install args... ; prints the venv path
+  local name="$1" py="$2" lock="$3"; shift 4
+  local dir="$CACHE/venv-$name-$(hash_of "$lock")"
+  # Built in place (venvs are not relocatable); the marker is written last, so a
+  # half-built venv from an interrupted run is thrown away and rebuilt.
+  if [ ! -f "$dir/.anju-complete" ]; then
+    step "Creating the $name venv in $dir (once per lock file; a few minutes)"
+    rm -rf "$dir"
+    "$py" -m venv "$dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >&2
+    local progress=on; [ -n "${CI:-}" ] && progress=off
+    "$dir/bin/python" -m pip install --progress-bar "$progress" "$@" >&2 \
+      || die "pip could not install the $name venv (see above); nothing was cached"
+    touch "$dir/.anju-complete"
+  fi
+  echo "$dir"
+}
+
+ensure_rasa_venv() {
+  local py
+  py="$(find_python 3.10)" || die "Rasa 3.6 needs Python 3.10, which was not found.
+  With pyenv:   pyenv install 3.10.13     (every machine of this kind already has it)
+  On Debian:    build or install CPython 3.10 and put python3.10 on PATH, then run this again."
+  RASA_VENV="$(build_venv rasa "$py" requirements/rasa.lock -- \
+    -c "$ROOT/requirements/rasa.lock" -r "$ROOT/requirements/rasa.in")"
+  export RASA_VENV
+}
+
+ensure_app_venv() {
+  local py
+  py="$(find_python 3.11)" || die "the app venv needs Python 3.11 (Debian bookworm's python3)."
+  APP_VENV="$(build_venv app "$py" requirements/app.lock -- --no-deps -r "$ROOT/requirements/app.lock")"
+  export APP_VENV
+}
+
+ensure_model() {  # trains once per hash of the model's inputs; sets MODEL_PATH
+  local h
+  h="$(hash_of config.yml bot/domain bot/rules bot/stories bot/components nlu_data)"
+  MODEL_PATH="$CACHE/models/anju-$h.tar.gz"
+  export MODEL_PATH
+  if [ ! -f "$MODEL_PATH" ]; then
+    step "Training the Rasa model (once per change of config.yml, bot/, nlu_data/; 1-3 minutes)"
+    mkdir -p "$CACHE/models"
+    (cd "$ROOT" && "$RASA_VENV/bin/rasa" train --config config.yml --domain bot/domain \
+        --data nlu_data bot/rules bot/stories --out "$CACHE/models" \
+        --fixed-model-name "anju-$h.partial" >&2)
+    mv "$CACHE/models/anju-$h.partial.tar.gz" "$MODEL_PATH"
+  fi
+  [ -f "$MODEL_PATH" ] || die "model $MODEL_PATH missing after training"
+}
+
+ensure_all() {
+  ensure_debian_packages
+  ensure_app_venv
+  ensure_rasa_venv
+  ensure_model
+}
