@@ -104,8 +104,8 @@ ensure_model() {  # trains once per hash of the model's inputs; sets MODEL_PATH
     mkdir -p "$CACHE/models"
     (cd "$ROOT" && "$RASA_VENV/bin/rasa" train --config config.yml --domain bot/domain \
         --data nlu_data bot/rules bot/stories --out "$CACHE/models" \
-        --fixed-model-name "anju-$h.partial" >&2)
-    mv "$CACHE/models/anju-$h.partial.tar.gz" "$MODEL_PATH"
+        --fixed-model-name "anju-$h-partial" >&2)
+    mv "$CACHE/models/anju-$h-partial.tar.gz" "$MODEL_PATH"
   fi
   [ -f "$MODEL_PATH" ] || die "model $MODEL_PATH missing after training"
 }

@@ -1,0 +1,283 @@
+"""Starts and supervises the whole service on one machine; used by scripts/run.sh and the tests.
+
+Processes, in start order: a private redis-server (AOF on), the sandbox core, the Rasa
+action server, `rasa run --enable-api` and the gateway. Each is waited on through its
+health endpoint (never a sleep), logs to <data_dir>/log/<name>.log, and is stopped in
+reverse order on Ctrl-C or SIGTERM. Venv and model paths come from scripts/setup.sh via
+ANJU_APP_VENV, ANJU_RASA_VENV and ANJU_MODEL_PATH.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+logger = logging.getLogger("anju.stack")
+
+
+class StackError(RuntimeError):
+    """A process failed to start or become healthy."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Ports:
+    redis: int = 6390
+    core: int = 8001
+    actions: int = 5055
+    rasa: int = 5005
+    gateway: int = 8000
+
+    @classmethod
+    def free(cls) -> "Ports":
+        return cls(*(free_port() for _ in range(5)))
+
+
+@dataclass
+class Service:
+    name: str
+    argv: list[str]
+    health_url: Optional[str]
+    timeout_s: float
+    check: Optional[Callable[[], bool]] = None
+    process: Optional[subprocess.Popen] = None
+    log_path: Optional[Path] = None
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    model_path: Path
+    app_venv: Path
+    rasa_venv: Path
+    ports: Ports = field(default_factory=Ports)
+    env_overrides: dict[str, str] = field(default_factory=dict)
+    services: dict[str, Service] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not Path(self.model_path).is_file():  # rasa silently loads another model otherwise
+            raise StackError(f"model not found: {self.model_path}")
+        self.data_dir = Path(self.data_dir).resolve()
+        (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "redis").mkdir(parents=True, exist_ok=True)
+        self.rasa_token = os.environ.get("RASA_TOKEN") or secrets.token_urlsafe(24)
+        self.core_token = os.environ.get("CORE_API_TOKEN") or secrets.token_urlsafe(24)
+        p = self.ports
+        self.urls = {
+            "redis": f"redis://127.0.0.1:{p.redis}/0",
+            "core": f"http://127.0.0.1:{p.core}",
+            "actions": f"http://127.0.0.1:{p.actions}",
+            "rasa": f"http://127.0.0.1:{p.rasa}",
+            "gateway": f"http://127.0.0.1:{p.gateway}",
+        }
+        app_py, rasa_bin = str(self.app_venv / "bin" / "python"), str(self.rasa_venv / "bin" / "rasa")
+        self.services = {s.name: s for s in [
+            Service("redis", ["redis-server", "--port", str(p.redis), "--bind", "127.0.0.1",
+                              "--dir", str(self.data_dir / "redis"), "--appendonly", "yes",
+                              "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+                    None, 20, check=self._redis_ok),
+            Service("core", [app_py, "-m", "uvicorn", "fund.api:create_app", "--factory",
+                             "--host", "127.0.0.1", "--port", str(p.core)],
+                    self.urls["core"] + "/healthz", 60),
+            Service("actions", [rasa_bin, "run", "actions", "--actions", "actions", "--port", str(p.actions)],
+                    self.urls["actions"] + "/health", 120),
+            Service("rasa", [rasa_bin, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(p.rasa),
+                             "--auth-token", self.rasa_token, "-m", str(self.model_path),
+                             "--endpoints", "bot/endpoints.yml", "--credentials", "bot/credentials.yml"],
+                    None, 240, check=self._rasa_ok),
+            Service("gateway", [app_py, "-m", "uvicorn", "gateway.app:create_app", "--factory",
+                                "--host", "127.0.0.1", "--port", str(p.gateway)],
+                    self.urls["gateway"] + "/healthz", 60),
+        ]}
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update({
+            "PYTHONPATH": str(ROOT), "RASA_TELEMETRY_ENABLED": "false", "SQLALCHEMY_SILENCE_UBER_WARNING": "1",
+            "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+            "REDIS_URL": self.urls["redis"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.ports.redis),
+            "REDIS_DB": "0", "REDIS_PASSWORD": env.get("REDIS_PASSWORD", ""),
+            "RASA_URL": self.urls["rasa"], "RASA_TOKEN": self.rasa_token,
+            "ACTION_SERVER_URL": self.urls["actions"], "ACTION_ENDPOINT_URL": self.urls["actions"] + "/webhook",
+            "CORE_URL": self.urls["core"], "CORE_API_TOKEN": self.core_token,
+            "CORE_DATABASE_URL": env.get("CORE_DATABASE_URL", f"sqlite:///{self.data_dir / 'core.db'}"),
+        })
+        env.update(self.env_overrides)
+        return env
+
+    # -- health checks ---------------------------------------------------------------
+    def _redis_ok(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.ports.redis), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _rasa_ok(self) -> bool:
+        """Ready only once the model is loaded (/status names the model file)."""
+        try:
+            with urllib.request.urlopen(f"{self.urls['rasa']}/status?token={self.rasa_token}", timeout=2) as r:
+                return r.status == 200 and b"model_file" in r.read()
+        except (urllib.error.URLError, OSError):
+            return False
+
+    @staticmethod
+    def _http_ok(url: str) -> bool:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                return r.status == 200
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def healthy(self, name: str) -> bool:
+        svc = self.services[name]
+        return svc.check() if svc.check else self._http_ok(svc.health_url)
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self, names: Optional[list[str]] = None, progress: Callable[[str], None] = lambda m: None) -> None:
+        for name in names or list(self.services):
+            self.start_one(name, progress)
+
+    def start_one(self, name: str, progress: Callable[[str], None] = lambda m: None) -> None:
+        svc = self.services[name]
+        svc.log_path = self.data_dir / "log" / f"{name}.log"
+        log = open(svc.log_path, "ab")
+        svc.process = subprocess.Popen(svc.argv, cwd=ROOT, env=self.environment(), stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        started = time.monotonic()
+        last_note = started
+        while not self.healthy(name):
+            if svc.process.poll() is not None:
+                raise StackError(f"{name} exited with code {svc.process.returncode}; "
+                                 f"last log lines:\n{self.tail(name)}")
+            now = time.monotonic()
+            if now - started > svc.timeout_s:
+                raise StackError(f"{name} not healthy after {svc.timeout_s:.0f}s; last log lines:\n{self.tail(name)}")
+            if now - last_note >= 10:
+                progress(f"   … waiting for {name} ({now - started:.0f}s)")
+                last_note = now
+            time.sleep(0.25)
+        progress(f"   {name} ready in {time.monotonic() - started:.1f}s")
+        if name == "rasa":
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """The first parse after loading is slow; pay it here, not in a citizen's first turn."""
+        req = urllib.request.Request(f"{self.urls['rasa']}/model/parse?token={self.rasa_token}",
+                                     data=b'{"text": "\\u4f60\\u597d"}', headers={"Content-Type": "application/json"})
+        try:
+            urllib.request.urlopen(req, timeout=30).read()
+        except (urllib.error.URLError, OSError) as exc:
+            logger.warning("stack.rasa.warmup_failed error=%s", exc)
+
+    def stop_one(self, name: str, timeout_s: float = 15) -> None:
+        proc = self.services[name].process
+        if proc is None or proc.poll() is not None:
+            return
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    def kill_one(self, name: str) -> None:
+        """SIGKILL, as a crash would: for restart tests."""
+        proc = self.services[name].process
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+    def restart(self, name: str, progress: Callable[[str], None] = lambda m: None) -> None:
+        self.stop_one(name)
+        self.start_one(name, progress)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.services)):
+            try:
+                self.stop_one(name)
+            except (ProcessLookupError, subprocess.TimeoutExpired) as exc:
+                logger.warning("stack.stop.failed service=%s error=%s", name, exc)
+
+    def tail(self, name: str, lines: int = 30) -> str:
+        path = self.services[name].log_path
+        if not path or not path.exists():
+            return ""
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+    def dead(self) -> list[str]:
+        return [n for n, s in self.services.items() if s.process is not None and s.process.poll() is not None]
+
+
+def stack_from_env(data_dir: Path, ports: Ports) -> Stack:
+    try:
+        return Stack(data_dir=data_dir, ports=ports, model_path=Path(os.environ["ANJU_MODEL_PATH"]),
+                     app_venv=Path(os.environ["ANJU_APP_VENV"]), rasa_venv=Path(os.environ["ANJU_RASA_VENV"]))
+    except KeyError as exc:
+        raise StackError(f"{exc.args[0]} is not set: start the stack through scripts/run.sh") from exc
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run the whole Anju service in the foreground.")
+    parser.add_argument("--data-dir", default=str(ROOT / "var"))
+    args = parser.parse_args()
+    say = lambda m: print(m, flush=True)  # noqa: E731 - the CLI's progress lines go to the terminal
+    ports = Ports(redis=int(os.environ.get("ANJU_REDIS_PORT", 6390)))
+    stack = stack_from_env(Path(args.data_dir), ports)
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        say("==> Starting services (redis, core, action server, rasa, gateway)")
+        stack.start(progress=say)
+        say("\nAnju is running:")
+        say(f"  web widget       {stack.urls['gateway']}/")
+        say(f"  chat API         POST {stack.urls['gateway']}/api/chat   (WebSocket /ws/chat)")
+        say(f"  readiness        {stack.urls['gateway']}/readyz")
+        say(f"  sandbox core     {stack.urls['core']}/docs")
+        say(f"  rasa (localhost) {stack.urls['rasa']}   redis {stack.urls['redis']}")
+        say(f"  logs             {stack.data_dir / 'log'}/")
+        say("Press Ctrl-C to stop.")
+        while True:
+            dead = stack.dead()
+            if dead:
+                say(f"\nERROR: {', '.join(dead)} stopped unexpectedly:\n{stack.tail(dead[0])}")
+                return 1
+            time.sleep(1)
+    except KeyboardInterrupt:
+        say("\n==> Stopping every process…")
+        return 0
+    except StackError as exc:
+        say(f"\nERROR: {exc}")
+        return 1
+    finally:
+        stack.stop()
+        say("Stopped.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
