@@ -1,7 +1,47 @@
-"""Shared fixtures: the repository root on sys.path, so tests import the app's packages."""
+"""Shared fixtures.
+
+`stack` starts the real service (redis-server, sandbox core, action server, rasa with
+the trained model, gateway) once per test session on free ports in a temp dir; it needs
+ANJU_APP_VENV, ANJU_RASA_VENV and ANJU_MODEL_PATH, which scripts/test.sh exports.
+"""
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+for path in (ROOT, ROOT / "scripts"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from stack import Ports, Stack, stack_from_env  # noqa: E402
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+    "--disable-gpu", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+]
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    running = stack_from_env(tmp_path_factory.mktemp("stack"), Ports.free())
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium driven by playwright (never `playwright install`)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
