@@ -1,13 +1,32 @@
-"""The sandbox core's HTTP API: what the actions call, as they would call a real centre."""
+"""The sandbox core's HTTP API: what the actions call, as they would call a real centre.
+
+create_app(settings) builds everything the routes need (database, identity service, PII
+vault, audit log, rules) and, in the embedded default, creates and seeds an empty database
+so a fresh clone works. Every call except /healthz leaves an audit record.
+"""
 from __future__ import annotations
 
 import hmac
-from typing import Annotated, Optional
+import logging
+from typing import Annotated, Any, Optional
 
+import redis
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
 
+from fund import seed as seeding
+from fund.audit import AuditLog
+from fund.clock import Clock, china_date, system_clock
+from fund.db import create_schema, is_empty, make_engine, make_session_factory
 from fund.knowledge import Answer, KnowledgeBase, UnknownTopic, load_knowledge_base
+from fund.routes import dev, errors, identity, loan, persons
+from fund.routes.deps import Core
+from fund.rulebook import load_rulebook
 from fund.settings import CoreSettings, get_settings
+from fund.vault import Vault
+from fund.verification import IdentityService, Policy
+
+logger = logging.getLogger(__name__)
 
 
 def require_token(request: Request) -> None:
@@ -15,7 +34,8 @@ def require_token(request: Request) -> None:
     expected = request.app.state.settings.core_api_token.get_secret_value()
     given = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
     if not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(status_code=401, detail="缺少或错误的访问令牌")
+        request.state.audit_outcome = "unauthorized"
+        raise HTTPException(status_code=401, detail={"code": "unauthorized", "message": "缺少或错误的访问令牌"})
 
 
 def knowledge_base(request: Request) -> KnowledgeBase:
@@ -26,11 +46,45 @@ Authorized = Depends(require_token)
 Knowledge = Annotated[KnowledgeBase, Depends(knowledge_base)]
 
 
-def create_app(settings: Optional[CoreSettings] = None) -> FastAPI:
+def build_core(settings: CoreSettings, clock: Clock, redis_client: Any = None) -> Core:
+    engine = make_engine(settings.core_database_url)
+    create_schema(engine)
+    if settings.core_auto_seed and is_empty(engine):
+        people = seeding.seed(engine, settings.core_seed, china_date(clock()))
+        logger.info("core.database.seeded persons=%s", len(people))
+    sessions = make_session_factory(engine)
+    store = redis_client or redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
+                                                 socket_connect_timeout=settings.redis_timeout_s)
+    policy = Policy(max_failures=settings.core_max_failures, lock_s=settings.core_lock_s,
+                    code_ttl_s=settings.core_code_ttl_s, idle_timeout_s=settings.core_idle_timeout_s)
+    secret = settings.core_api_token.get_secret_value().encode()
+    return Core(sessions=sessions, identity=IdentityService(sessions, clock, secret, policy), vault=Vault(store),
+                audit=AuditLog(sessions), rulebook=load_rulebook(settings.rules_dir), clock=clock)
+
+
+def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock] = None,
+               redis_client: Any = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="Anju sandbox core", version="0.1.0")
+    clock = clock or system_clock
+    app = FastAPI(title="Anju sandbox core", version="0.2.0")
     app.state.settings = settings
     load_knowledge_base(settings.core_policy_dir)  # fail at start, not at the first question
+    app.state.core = build_core(settings, clock, redis_client)
+    errors.install(app)
+
+    @app.middleware("http")
+    async def audit_every_call(request: Request, call_next):
+        if request.url.path == "/healthz":
+            return await call_next(request)
+        response = await call_next(request)
+        route = request.scope.get("route")
+        state = request.state
+        outcome = f"{response.status_code} {getattr(state, 'audit_outcome', '')}".strip()
+        await run_in_threadpool(
+            app.state.core.audit.append, actor=getattr(state, "audit_actor", "anonymous"),
+            action=f"{request.method} {route.path if route is not None else '(no route)'}",
+            subject=getattr(state, "audit_subject", "-"), outcome=outcome, at=clock())
+        return response
 
     @app.get("/healthz")
     def healthz() -> dict:
@@ -44,4 +98,8 @@ def create_app(settings: Optional[CoreSettings] = None) -> FastAPI:
         except UnknownTopic:
             raise HTTPException(status_code=404, detail=f"知识库中没有主题“{topic}”")
 
+    for router in (identity.router, persons.router, loan.router):
+        app.include_router(router, dependencies=[Authorized])
+    if settings.dev_endpoints:
+        app.include_router(dev.router, dependencies=[Authorized])
     return app

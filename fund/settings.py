@@ -17,6 +17,23 @@ class CoreSettings(BaseSettings):
     core_database_url: str = "sqlite:///var/core.db"
     core_api_token: SecretStr = SecretStr("dev-core-token")
     core_policy_dir: Path = POLICY_DIR
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_timeout_s: float = 2.0
+    core_auto_seed: bool = True          # embedded default: create and seed an empty database at start
+    core_seed: int = 2026
+    core_idle_timeout_s: int = 15 * 60   # verified session, sliding
+    core_code_ttl_s: int = 5 * 60        # one-time code
+    core_lock_s: int = 15 * 60
+    core_max_failures: int = 5
+
+    @property
+    def rules_dir(self) -> Path:
+        return self.core_policy_dir / "rules"
+
+    @property
+    def dev_endpoints(self) -> bool:
+        """The SMS outbox is readable over HTTP only outside production."""
+        return self.anju_env != "production"
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "CoreSettings":

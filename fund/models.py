@@ -1,0 +1,213 @@
+"""The sandbox core's schema (SQLAlchemy 2): what a centre's business system holds.
+
+Home ownership, marriage (spouse), retirement and serious-illness records stand for data
+fetched from other departments' shared platforms, so the citizen need not upload them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from enum import Enum
+from typing import Optional
+
+from sqlalchemy import (Boolean, Date, DateTime, ForeignKey, Integer, Numeric, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+Money = Numeric(14, 2)
+Ratio = Numeric(5, 4)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class AccountStatus(str, Enum):
+    normal = "normal"
+    sealed = "sealed"   # 封存: no employer paying in
+    frozen = "frozen"   # 冻结: e.g. by a court; nothing may be withdrawn
+
+    @property
+    def label(self) -> str:
+        return {"normal": "正常缴存", "sealed": "封存", "frozen": "冻结"}[self.value]
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    id_number: Mapped[str] = mapped_column(String(18), unique=True, index=True)
+    name: Mapped[str] = mapped_column(String(40))
+    birth_date: Mapped[dt.date] = mapped_column(Date)
+    gender: Mapped[str] = mapped_column(String(1))              # M / F
+    occupation: Mapped[str] = mapped_column(String(10), default="cadre")  # worker / cadre (retirement group)
+    phone: Mapped[str] = mapped_column(String(11))
+    wechat_openid: Mapped[Optional[str]] = mapped_column(String(64), unique=True, index=True)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    hukou_city: Mapped[str] = mapped_column(String(20))
+    spouse_id: Mapped[Optional[int]] = mapped_column(ForeignKey("persons.id"))
+    retired_on: Mapped[Optional[dt.date]] = mapped_column(Date)           # 人社共享数据
+    serious_illness: Mapped[bool] = mapped_column(Boolean, default=False)  # 医保共享数据
+    branch: Mapped[str] = mapped_column(String(200), default="")          # demo case description
+
+    account: Mapped[Optional["Account"]] = relationship(back_populates="person", uselist=False)
+    homes: Mapped[list["HomeOwnership"]] = relationship(back_populates="person")
+    loans: Mapped[list["Loan"]] = relationship(back_populates="person")
+    applications: Mapped[list["Application"]] = relationship(back_populates="person")
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
+    account_number: Mapped[str] = mapped_column(String(20), unique=True)
+    status: Mapped[str] = mapped_column(String(10))   # AccountStatus value
+    status_date: Mapped[dt.date] = mapped_column(Date)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    deposit_base: Mapped[Decimal] = mapped_column(Money)
+    employer_ratio: Mapped[Decimal] = mapped_column(Ratio)
+    personal_ratio: Mapped[Decimal] = mapped_column(Ratio)
+    employer: Mapped[str] = mapped_column(String(80))
+    city: Mapped[str] = mapped_column(String(20))
+    flexible_worker: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_deposit_month: Mapped[str] = mapped_column(String(7))   # YYYY-MM
+
+    person: Mapped[Person] = relationship(back_populates="account")
+    deposits: Mapped[list["Deposit"]] = relationship(back_populates="account", order_by="Deposit.month.desc()")
+
+
+class Deposit(Base):
+    __tablename__ = "deposits"
+    __table_args__ = (UniqueConstraint("account_id", "month"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    month: Mapped[str] = mapped_column(String(7))                 # YYYY-MM
+    amount: Mapped[Decimal] = mapped_column(Money)
+    employer_part: Mapped[Decimal] = mapped_column(Money)
+    personal_part: Mapped[Decimal] = mapped_column(Money)
+    paid_on: Mapped[dt.date] = mapped_column(Date)
+
+    account: Mapped[Account] = relationship(back_populates="deposits")
+
+
+class Loan(Base):
+    __tablename__ = "loans"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    loan_type: Mapped[str] = mapped_column(String(12), default="fund")   # fund / commercial
+    status: Mapped[str] = mapped_column(String(10))                      # active / settled
+    principal: Mapped[Decimal] = mapped_column(Money)
+    balance: Mapped[Decimal] = mapped_column(Money)
+    monthly_payment: Mapped[Decimal] = mapped_column(Money)
+    start_date: Mapped[dt.date] = mapped_column(Date)
+    years: Mapped[int] = mapped_column(Integer)
+
+    person: Mapped[Person] = relationship(back_populates="loans")
+
+
+class HomeOwnership(Base):
+    """不动产登记 record, as fetched from the shared government data platform."""
+
+    __tablename__ = "home_ownerships"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    city: Mapped[str] = mapped_column(String(20))
+    acquired_on: Mapped[dt.date] = mapped_column(Date)
+    area_m2: Mapped[Decimal] = mapped_column(Numeric(8, 2))
+    price: Mapped[Decimal] = mapped_column(Money)
+
+    person: Mapped[Person] = relationship(back_populates="homes")
+
+
+class Application(Base):
+    __tablename__ = "applications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    submitted_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    status: Mapped[str] = mapped_column(String(12))   # processing / approved / rejected / paid
+    expected_done: Mapped[Optional[dt.date]] = mapped_column(Date)
+
+    person: Mapped[Person] = relationship(back_populates="applications")
+    steps: Mapped[list["ApplicationStep"]] = relationship(order_by="ApplicationStep.position")
+
+
+class ApplicationStep(Base):
+    __tablename__ = "application_steps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(40))
+    done_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+class VerificationSession(Base):
+    """A verified conversation: person_ref is handed to the bot instead of any personal data."""
+
+    __tablename__ = "verification_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_ref: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    channel_ref: Mapped[str] = mapped_column(String(80))
+    method: Mapped[str] = mapped_column(String(10))   # sms / wechat
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    last_seen_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class OtpChallenge(Base):
+    __tablename__ = "otp_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge_id: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    subject_key: Mapped[str] = mapped_column(String(64))      # digest of the ID number
+    channel_ref: Mapped[str] = mapped_column(String(80))
+    code_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    used: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class IdentityLock(Base):
+    """Failed attempts per ID number (known or not, so a lock reveals nothing); survives restarts."""
+
+    __tablename__ = "identity_locks"
+
+    subject_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+class SmsOutbox(Base):
+    """What the sandbox 'sent' by SMS; a real deployment hands this to an SMS gateway."""
+
+    __tablename__ = "sms_outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    phone: Mapped[str] = mapped_column(String(11))
+    code: Mapped[str] = mapped_column(String(6))
+    text: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime] = mapped_column(DateTime)
+
+
+class AuditRecord(Base):
+    """One link of the append-only hash chain (see fund.audit)."""
+
+    __tablename__ = "audit_records"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    timestamp: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(80))
+    subject: Mapped[str] = mapped_column(String(80))
+    outcome: Mapped[str] = mapped_column(String(200))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

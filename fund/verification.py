@@ -1,0 +1,189 @@
+"""Identity verification: ID number + name → one-time code by SMS → a verified session.
+
+- An unknown ID and a name that does not match answer alike (no hint of who exists),
+  and both count as failures, so a lockout reveals nothing either.
+- 5 failures for one ID number lock it for 15 minutes; the counter lives in the
+  database, so a restart does not reset it.
+- A verified session is an opaque person_ref that expires after 15 idle minutes
+  (sliding): the bot never holds the ID number.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from fund.clock import Clock, china_date
+from fund.errors import (ChallengeExpired, IdentityLocked, NotBound, PersonNotFound, VerificationExpired,
+                         WrongCode)
+from fund.id_numbers import age_on
+from fund.models import IdentityLock, OtpChallenge, Person, SmsOutbox, VerificationSession
+from fund.privacy import mask_id_number, mask_name, mask_phone
+
+logger = logging.getLogger(__name__)
+ELDERLY_AGE = 60
+
+
+@dataclass(frozen=True)
+class Policy:
+    max_failures: int = 5
+    max_codes_per_window: int = 5   # SMS sent per ID number per lock window (anti SMS-bombing)
+    lock_s: int = 15 * 60
+    code_ttl_s: int = 5 * 60
+    idle_timeout_s: int = 15 * 60
+
+
+@dataclass(frozen=True)
+class ChallengeStarted:
+    challenge_id: str
+    phone_masked: str
+    expires_in_s: int
+
+
+@dataclass(frozen=True)
+class VerifiedPerson:
+    person_ref: str
+    person_id: int
+    id_masked: str
+    name_masked: str
+    age: int
+    elderly: bool
+    disabled: bool
+    idle_timeout_s: int
+
+
+class IdentityService:
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, secret: bytes, policy: Policy = Policy()):
+        self._sessions = sessions
+        self._clock = clock
+        self._secret = secret
+        self.policy = policy
+
+    def subject_key(self, id_number: str) -> str:
+        """Keyed digest of an ID number: lock rows never hold the number itself."""
+        return hmac.new(self._secret, id_number.encode(), hashlib.sha256).hexdigest()
+
+    # --- lockout ------------------------------------------------------------------------
+    def _lock_row(self, session: Session, key: str) -> IdentityLock:
+        row = session.get(IdentityLock, key)
+        if row is None:
+            row = IdentityLock(subject_key=key, failures=0, locked_until=None)
+            session.add(row)
+        now = self._clock()
+        if row.locked_until is not None and row.locked_until <= now:
+            row.failures, row.locked_until = 0, None
+        return row
+
+    def _raise_if_locked(self, row: IdentityLock) -> None:
+        if row.locked_until is not None:
+            raise IdentityLocked(max(1, int((row.locked_until - self._clock()).total_seconds())))
+
+    def _fail(self, row: IdentityLock) -> int:
+        """Counts a failure; returns attempts left, 0 meaning the ID is now locked."""
+        row.failures += 1
+        if row.failures >= self.policy.max_failures:
+            row.locked_until = self._clock() + dt.timedelta(seconds=self.policy.lock_s)
+            logger.warning("identity.locked failures=%s", row.failures)
+        return max(0, self.policy.max_failures - row.failures)
+
+    # --- challenge and verify -------------------------------------------------------------
+    def start_challenge(self, id_number: str, name: str, channel_ref: str) -> ChallengeStarted:
+        key = self.subject_key(id_number)
+        with self._sessions.begin() as session:
+            lock = self._lock_row(session, key)
+            self._raise_if_locked(lock)
+            self._limit_codes(session, key)
+            person = session.scalar(select(Person).where(Person.id_number == id_number))
+            if person is None or person.name != name.strip():
+                self._fail(lock)
+                failed = True
+            else:
+                failed = False
+                now = self._clock()
+                code = f"{secrets.randbelow(10 ** 6):06d}"
+                challenge_id = "ch_" + secrets.token_hex(16)
+                session.add(OtpChallenge(challenge_id=challenge_id, person_id=person.id, subject_key=key,
+                                         channel_ref=channel_ref, code_hash=self._code_hash(challenge_id, code),
+                                         created_at=now, used=False,
+                                         expires_at=now + dt.timedelta(seconds=self.policy.code_ttl_s)))
+                session.add(SmsOutbox(phone=person.phone, code=code, sent_at=now,
+                                      text=f"【住房公积金】您的验证码为{code}，{self.policy.code_ttl_s // 60}分钟内有效。"
+                                           "工作人员不会向您索取验证码，请勿告诉他人。"))
+                phone = person.phone
+        if failed:  # committed above, so the failure counts
+            raise PersonNotFound()
+        logger.info("identity.challenge.sent phone=%s", mask_phone(phone))
+        return ChallengeStarted(challenge_id, mask_phone(phone), self.policy.code_ttl_s)
+
+    def _limit_codes(self, session: Session, key: str) -> None:
+        since = self._clock() - dt.timedelta(seconds=self.policy.lock_s)
+        sent = session.scalars(select(OtpChallenge.created_at).where(
+            OtpChallenge.subject_key == key, OtpChallenge.created_at > since)
+            .order_by(OtpChallenge.created_at)).all()
+        if len(sent) >= self.policy.max_codes_per_window:
+            free_at = sent[-self.policy.max_codes_per_window] + dt.timedelta(seconds=self.policy.lock_s)
+            raise IdentityLocked(max(1, int((free_at - self._clock()).total_seconds())))
+
+    def _code_hash(self, challenge_id: str, code: str) -> str:
+        return hmac.new(self._secret, f"{challenge_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+    def verify_code(self, challenge_id: str, code: str) -> VerifiedPerson:
+        error: Exception | None = None
+        with self._sessions.begin() as session:
+            challenge = session.scalar(select(OtpChallenge).where(OtpChallenge.challenge_id == challenge_id))
+            if challenge is None or challenge.used or challenge.expires_at <= self._clock():
+                raise ChallengeExpired()
+            lock = self._lock_row(session, challenge.subject_key)
+            self._raise_if_locked(lock)
+            if not hmac.compare_digest(challenge.code_hash, self._code_hash(challenge_id, code.strip())):
+                left = self._fail(lock)
+                error = WrongCode(left) if left else IdentityLocked(self.policy.lock_s)
+            else:
+                challenge.used = True
+                lock.failures = 0
+                verified = self._open_session(session, challenge.person_id, challenge.channel_ref, "sms")
+        if error is not None:
+            raise error
+        return verified
+
+    def login_openid(self, openid: str, channel_ref: str) -> VerifiedPerson:
+        with self._sessions.begin() as session:
+            person = session.scalar(select(Person).where(Person.wechat_openid == openid))
+            if person is None:
+                raise NotBound()
+            return self._open_session(session, person.id, channel_ref, "wechat")
+
+    def _open_session(self, session: Session, person_id: int, channel_ref: str, method: str) -> VerifiedPerson:
+        now = self._clock()
+        person = session.get(Person, person_id)
+        ref = "pr_" + secrets.token_hex(16)
+        session.add(VerificationSession(person_ref=ref, person_id=person_id, channel_ref=channel_ref,
+                                        method=method, created_at=now, last_seen_at=now))
+        age = age_on(person.birth_date, china_date(now))
+        logger.info("identity.session.opened method=%s", method)
+        return VerifiedPerson(person_ref=ref, person_id=person_id, id_masked=mask_id_number(person.id_number),
+                              name_masked=mask_name(person.name), age=age,
+                              elderly=age >= ELDERLY_AGE, disabled=person.disabled,
+                              idle_timeout_s=self.policy.idle_timeout_s)
+
+    # --- sessions -------------------------------------------------------------------------
+    def touch(self, person_ref: str) -> tuple[int, str]:
+        """(person_id, channel_ref) of a live session, sliding its idle timeout."""
+        with self._sessions.begin() as session:
+            row = session.scalar(select(VerificationSession).where(VerificationSession.person_ref == person_ref))
+            now = self._clock()
+            if row is None:
+                raise VerificationExpired()
+            if (now - row.last_seen_at).total_seconds() > self.policy.idle_timeout_s:
+                session.delete(row)
+                error = VerificationExpired()
+            else:
+                row.last_seen_at = now
+                return row.person_id, row.channel_ref
+        raise error
