@@ -11,10 +11,14 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
 
-from gateway.channels import health, web
+from gateway.channels import health, staff, video, web
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
+from gateway.handoff import HandoffDesk
 from gateway.rasa_client import RasaClient
 from gateway.settings import Settings, get_settings
+from gateway.staff_auth import StaffAuth
+from video.loopback import allow_loopback_candidates
+from video.rooms import RoomRegistry, ice_servers_from
 
 logger = logging.getLogger(__name__)
 
@@ -28,10 +32,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                          socket_timeout=5, socket_connect_timeout=2)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s)
         app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars)
+        start_video_handoff(app, settings)
         logger.info("gateway.started env=%s", settings.anju_env)
         try:
             yield
         finally:
+            await app.state.video.aclose()
             await app.state.rasa.aclose()
             await app.state.redis.aclose()
 
@@ -40,6 +46,12 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(web.router)
+    app.include_router(video.router)
+    app.include_router(staff.router)
+
+    @app.get("/console", include_in_schema=False)
+    async def staff_console() -> FileResponse:
+        return FileResponse(settings.web_widget_dir / "console.html")
 
     @app.get("/", include_in_schema=False)
     async def widget_page() -> FileResponse:
@@ -47,6 +59,31 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     app.mount("/static", StaticFiles(directory=settings.web_widget_dir), name="static")
     return app
+
+
+def start_video_handoff(app: FastAPI, settings: Settings) -> None:
+    """Queue, staff login and an in-process media server; the rooms registry belongs to the app."""
+    if settings.video_loopback_ice:
+        allow_loopback_candidates()
+    desk = HandoffDesk(app.state.redis, settings)
+    ice = ice_servers_from(settings.video_ice_servers, settings.video_ice_username or None,
+                           settings.video_ice_credential.get_secret_value() or None)
+    service = video.VideoService(desk, RoomRegistry(ice, settings.video_recordings_dir, None, settings.video_width,
+                                                    settings.video_height, settings.video_fps),
+                                 settings.handoff_staff_reconnect_s, browser_ice_servers(settings))
+    service.rooms.set_peer_lost(service.on_peer_lost)
+    app.state.video = service
+    app.state.staff_auth = StaffAuth(app.state.redis, settings.staff_accounts, settings.staff_session_ttl_s)
+    app.state.conversation.handoff = video.HandoffHook(desk)
+
+
+def browser_ice_servers(settings: Settings) -> list[dict]:
+    if not settings.video_ice_servers:
+        return []
+    server: dict = {"urls": settings.video_ice_servers}
+    if settings.video_ice_username:
+        server.update(username=settings.video_ice_username, credential=settings.video_ice_credential.get_secret_value())
+    return [server]
 
 
 def install_error_handlers(app: FastAPI) -> None:

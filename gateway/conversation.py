@@ -68,16 +68,24 @@ class Conversation:
     def __init__(self, rasa: RasaClient, max_chars: int):
         self._rasa = rasa
         self._max_chars = max_chars
+        # Set by the app (gateway.channels.video.HandoffHook): while a sender is handed off to
+        # staff their messages go there and the bot stays silent; it also acts on handoff payloads.
+        self.handoff: Optional[Any] = None
 
     async def turn(self, sender_id: Any, text: Any, metadata: Optional[dict[str, Any]] = None) -> list[BotMessage]:
         sender_id = validate_sender_id(sender_id)
         text = validate_text(text, self._max_chars)
         logger.info("chat.turn sender=%s chars=%d text=%s", sender_id, len(text), mask_text(text)[:80])
+        if self.handoff is not None and await self.handoff.route_citizen_message(sender_id, text):
+            return []
         try:
             raw = await self._rasa.send(sender_id, text, metadata)
         except RasaUnavailable as exc:
             raise BotUnavailable() from exc
-        return [to_bot_message(m) for m in raw]
+        messages = [to_bot_message(m) for m in raw]
+        if self.handoff is not None:
+            messages = await self.handoff.after_bot_reply(sender_id, text, metadata or {}, messages)
+        return messages
 
 
 def to_bot_message(raw: dict[str, Any]) -> BotMessage:

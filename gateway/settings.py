@@ -5,10 +5,34 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import SecretStr, model_validator
+from pydantic import BaseModel, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+class StaffAccount(BaseModel):
+    """One console login. password_hash from `python -m gateway.staff_auth hash`; totp_secret is base32."""
+
+    username: str
+    display_name: str = ""
+    role: Literal["staff", "supervisor"] = "staff"
+    password_hash: SecretStr
+    totp_secret: SecretStr
+
+
+# Demo accounts for development and tests only (passwords dev-staff-pass / dev-super-pass);
+# production refuses to start with any of them.
+DEV_STAFF_ACCOUNTS = [
+    StaffAccount(username="dev-staff", display_name="王柜员", role="staff",
+                 password_hash=SecretStr("scrypt$32b81385604f61109df6d9abe8e3820f$486ca0ef753b3f97671881321063c456"
+                                         "5932a7682afc4a9c671da822a09d10c6"),
+                 totp_secret=SecretStr("ST5IAXGQNGOKHXSNWOHH6WTXKUZYLWPC")),
+    StaffAccount(username="dev-supervisor", display_name="李主管", role="supervisor",
+                 password_hash=SecretStr("scrypt$a16ebc763bddf2e0d574149b4f27a770$a7c8e066acc31299d99debab58d56b8d"
+                                         "010e2d5c314ede6c38df9420048636f2"),
+                 totp_secret=SecretStr("3R7MJJTMVDGRTQ3DIGSBTAJQORHUYONJ")),
+]
 
 
 class Settings(BaseSettings):
@@ -25,10 +49,40 @@ class Settings(BaseSettings):
     chat_max_chars: int = 2000
     web_widget_dir: Path = ROOT / "web_widget"
 
+    # Video handoff (gateway/handoff.py, video/). Hours are local time in handoff_timezone.
+    handoff_timezone: str = "Asia/Shanghai"
+    handoff_staff_hours: str = "09:00-17:00"
+    handoff_staff_days: list[int] = [1, 2, 3, 4, 5]
+    handoff_avg_session_s: int = 420
+    handoff_max_wait_s: int = 1800
+    handoff_grace_s: int = 120
+    handoff_staff_reconnect_s: int = 20
+    handoff_slot_minutes: int = 30
+    handoff_slot_capacity: int = 2
+    video_room_token_ttl_s: int = 120
+    video_ice_servers: list[str] = []
+    video_ice_username: str = ""
+    video_ice_credential: SecretStr = SecretStr("")
+    video_recordings_dir: Path = ROOT / "var" / "recordings"
+    video_width: int = 640
+    video_height: int = 480
+    video_fps: int = 15
+    video_loopback_ice: bool = False  # tests only: offer 127.0.0.1 candidates
+    staff_accounts: list[StaffAccount] = DEV_STAFF_ACCOUNTS
+    staff_session_ttl_s: int = 8 * 3600
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":
         if self.anju_env == "production" and self.rasa_token.get_secret_value().startswith("dev-"):
             raise ValueError("RASA_TOKEN must be set to a real secret in production")
+        if self.anju_env == "production":
+            dev_names = {a.username for a in DEV_STAFF_ACCOUNTS}
+            dev_secrets = {a.totp_secret.get_secret_value() for a in DEV_STAFF_ACCOUNTS}
+            if any(a.username in dev_names or a.totp_secret.get_secret_value() in dev_secrets
+                   for a in self.staff_accounts):
+                raise ValueError("STAFF_ACCOUNTS must replace the demo staff accounts in production")
+            if self.video_loopback_ice:
+                raise ValueError("VIDEO_LOOPBACK_ICE is for tests only")
         return self
 
 

@@ -1,0 +1,97 @@
+"""Handoff triggers: start a video handoff, offer it to those who need it, and after two fallbacks.
+
+The action server never touches the queue: it sends the custom payload {"type": "handoff_start"}
+and the gateway queues the citizen (or offers appointment slots outside staff hours). An offer is
+a response with yes/no buttons plus {"type": "handoff_offer"} so the widget can show it big.
+Every fallback also sends {"type": "unanswered"}, which the gateway counts and strips.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+
+logger = logging.getLogger(__name__)
+FALLBACKS_BEFORE_OFFER = 2
+
+
+def elder_mode(tracker: Tracker) -> bool:
+    metadata = (tracker.latest_message or {}).get("metadata") or {}
+    return bool(metadata.get("elder_mode"))
+
+
+def needs_priority(tracker: Tracker) -> bool:
+    return bool(tracker.get_slot("elderly") or tracker.get_slot("disabled") or elder_mode(tracker))
+
+
+def priority_reason(tracker: Tracker) -> str:
+    if tracker.get_slot("elderly"):
+        return "elderly"
+    if tracker.get_slot("disabled"):
+        return "disabled"
+    return "elder_mode" if elder_mode(tracker) else "request"
+
+
+def fallback_streak(tracker: Tracker) -> int:
+    """How many of the latest user messages in a row fell back (low NLU confidence)."""
+    streak = 0
+    for event in reversed(tracker.events):
+        if event.get("event") != "user":
+            continue
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") != "nlu_fallback":
+            break
+        streak += 1
+    return streak
+
+
+class ActionStartHandoff(Action):
+    def name(self) -> Text:
+        return "action_start_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        reason = priority_reason(tracker)
+        dispatcher.utter_message(json_message={"type": "handoff_start", "priority": needs_priority(tracker),
+                                               "reason": reason})
+        logger.info("handoff.start.requested reason=%s", reason)
+        return [SlotSet("handoff_offered", True)]
+
+
+class ActionOfferHandoff(Action):
+    """Offers video once to elderly or disabled citizens; the verification action can follow up with it."""
+
+    def name(self) -> Text:
+        return "action_offer_handoff"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        events: List[Dict[Text, Any]] = []
+        declared = (tracker.latest_message or {}).get("intent", {}).get("name") == "declare_disability"
+        if declared:
+            events.append(SlotSet("disabled", True))
+        if tracker.get_slot("handoff_offered") or not (declared or needs_priority(tracker)):
+            return events
+        reason = "disabled" if declared else priority_reason(tracker)
+        dispatcher.utter_message(response="utter_handoff_offer")
+        dispatcher.utter_message(json_message={"type": "handoff_offer", "reason": reason})
+        return events + [SlotSet("handoff_offered", True)]
+
+
+class ActionHandleFallback(Action):
+    """Says it did not understand; the second time in a row, offers a person instead."""
+
+    def name(self) -> Text:
+        return "action_handle_fallback"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        dispatcher.utter_message(json_message={"type": "unanswered"})
+        if fallback_streak(tracker) >= FALLBACKS_BEFORE_OFFER:
+            dispatcher.utter_message(response="utter_handoff_offer_fallback")
+            dispatcher.utter_message(json_message={"type": "handoff_offer", "reason": "fallback"})
+            return []
+        dispatcher.utter_message(response="utter_default")
+        return []

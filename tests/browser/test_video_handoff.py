@@ -1,0 +1,197 @@
+"""End to end in Chromium: a citizen asks for video, staff log in and accept, both see and hear each
+other through the gateway's media server, staff end, the bot answers again, and the recording is a
+valid file whose SHA-256 is in the audit log.
+
+Starts its own redis-server, a fake Rasa (scripted replies, real REST shapes) and the gateway.
+Run inside a private network namespace: unshare -n sh -c 'ip link set lo up; pytest tests/browser/test_video_handoff.py'
+"""
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyotp
+import pytest
+import redis
+import uvicorn
+from fastapi import FastAPI, Request
+
+from gateway.settings import DEV_STAFF_ACCOUNTS
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser]
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/lib/chromium/chromium"
+FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
+         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check, timeout=20.0, what="service"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not come up in {timeout} s")
+
+
+def fake_rasa_app(events: dict) -> FastAPI:
+    """Rasa's REST channel and tracker API, scripted: asking for a person starts a handoff."""
+    app = FastAPI()
+
+    @app.post("/webhooks/rest/webhook")
+    async def webhook(request: Request):
+        body = await request.json()
+        text, sender = body["message"], body["sender"]
+        if "人工" in text or "视频" in text:
+            reply = [{"text": "好的，为您转接工作人员视频服务。"},
+                     {"custom": {"type": "handoff_start", "priority": False, "reason": "request"}}]
+        else:
+            reply = [{"text": f"机器人回答：{text}"}]
+        log = events.setdefault(sender, [])
+        log.append({"event": "user", "text": text, "parse_data": {"intent": {"name": "faq"}}})
+        log.extend({"event": "bot", "text": m["text"]} for m in reply if "text" in m)
+        return reply
+
+    @app.get("/conversations/{sender}/tracker")
+    async def tracker(sender: str):
+        return {"sender_id": sender, "events": events.get(sender, [])}
+
+    @app.get("/status")
+    async def status():
+        return {"model_file": "fake.tar.gz"}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    if not (shutil.which("redis-server") and Path(CHROMIUM).exists() and shutil.which("ffprobe")):
+        pytest.skip("needs redis-server, chromium and ffprobe")
+    tmp = tmp_path_factory.mktemp("video")
+    redis_port, rasa_port, gw_port = free_port(), free_port(), free_port()
+    procs = []
+    redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(tmp),
+                                   "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    procs.append(redis_proc)
+    rasa_server = uvicorn.Server(uvicorn.Config(fake_rasa_app({}), host="127.0.0.1", port=rasa_port, log_level="warning"))
+    rasa_thread = threading.Thread(target=rasa_server.run, daemon=True)
+    rasa_thread.start()
+    env = dict(os.environ, ANJU_ENV="test", REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
+               RASA_URL=f"http://127.0.0.1:{rasa_port}", VIDEO_LOOPBACK_ICE="true",
+               VIDEO_RECORDINGS_DIR=str(tmp / "recordings"), HANDOFF_STAFF_HOURS="00:00-23:59:59",
+               HANDOFF_STAFF_DAYS="[1,2,3,4,5,6,7]", PYTHONPATH=str(ROOT))
+    log = open(tmp / "gateway.log", "w")
+    gateway = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--host",
+                                "127.0.0.1", "--port", str(gw_port)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    procs.append(gateway)
+    try:
+        r = redis.Redis(port=redis_port, decode_responses=True, socket_timeout=2)
+        wait_until(r.ping, what="redis")
+        wait_until(lambda: rasa_server.started, what="fake rasa")
+        import httpx
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{gw_port}/healthz", timeout=1).status_code == 200, what="gateway")
+        yield {"url": f"http://127.0.0.1:{gw_port}", "redis": r, "tmp": tmp}
+    finally:
+        rasa_server.should_exit = True
+        for p in reversed(procs):
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        rasa_thread.join(timeout=5)
+        log.close()
+        print((tmp / "gateway.log").read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield browser
+        browser.close()
+
+
+AUDIO_RECEIVED = """async (pc) => {
+  if (!pc) return 0;
+  const stats = await pc.getStats();
+  let packets = 0;
+  stats.forEach(s => { if (s.type === 'inbound-rtp' && s.kind === 'audio') packets += s.packetsReceived; });
+  return packets;
+}"""
+
+
+def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chromium):
+    citizen_ctx, staff_ctx = chromium.new_context(), chromium.new_context()
+    citizen, staff = citizen_ctx.new_page(), staff_ctx.new_page()
+    try:
+        citizen.goto(stack["url"] + "/")
+        citizen.wait_for_selector("text=已连接", timeout=15000)
+        citizen.get_by_role("button", name="转人工").click()
+        citizen.wait_for_selector("#anju-handoff >> text=前面还有 0 位", timeout=10000)
+
+        staff.goto(stack["url"] + "/console")
+        staff.fill("#username", "dev-staff")
+        staff.fill("#password", "dev-staff-pass")
+        staff.fill("#totp", pyotp.TOTP(DEV_STAFF_ACCOUNTS[0].totp_secret.get_secret_value()).now())
+        staff.get_by_role("button", name="登录").click()
+        staff.get_by_role("button", name="接待").click(timeout=10000)
+        staff.wait_for_selector("#transcript >> text=转人工", timeout=10000)
+
+        staff.wait_for_function("document.getElementById('remote').videoWidth > 0", timeout=20000)
+        citizen.wait_for_function("document.getElementById('anju-handoff-remote').videoWidth > 0", timeout=20000)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            heard = (citizen.evaluate(AUDIO_RECEIVED, citizen.evaluate_handle("window.AnjuHandoff.state.pc")),
+                     staff.evaluate(AUDIO_RECEIVED, staff.evaluate_handle("window.AnjuConsole.pc")))
+            if min(heard) > 0:
+                break
+            time.sleep(0.3)
+        assert min(heard) > 0, f"audio packets received (citizen, staff): {heard}"
+
+        bot_lines = citizen.locator(".msg--bot").count()
+        citizen.get_by_label("输入您的问题").fill("我的提取申请卡住了")
+        citizen.get_by_role("button", name="发送").click()
+        staff.wait_for_selector("#chat >> text=我的提取申请卡住了", timeout=10000)
+        staff.fill("#chat-input", "我帮您看一下")
+        staff.locator("#chat-form button").click()
+        citizen.wait_for_selector("text=工作人员：我帮您看一下", timeout=10000)
+        assert citizen.locator(".msg--bot").count() == bot_lines  # the bot stayed silent
+
+        staff.fill("#note", "已指导提交租房提取")
+        staff.get_by_role("button", name="结束服务").click()
+        citizen.wait_for_selector("text=已指导提交租房提取", timeout=10000)
+        citizen.wait_for_selector("#anju-handoff", state="detached", timeout=10000)
+
+        citizen.get_by_label("输入您的问题").fill("租房提取要什么材料")
+        citizen.get_by_role("button", name="发送").click()
+        citizen.wait_for_selector("text=机器人回答：租房提取要什么材料", timeout=10000)
+    finally:
+        citizen_ctx.close()
+        staff_ctx.close()
+
+    audit = stack["redis"].xrange("anju:audit:video")
+    assert len(audit) == 1
+    outcome = dict(part.split("=", 1) for part in audit[0][1]["outcome"].split())
+    recording = stack["tmp"] / "recordings" / outcome["file"]
+    assert hashlib.sha256(recording.read_bytes()).hexdigest() == outcome["sha256"]
+    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
+                                       str(recording)], capture_output=True, text=True, check=True).stdout)
+    assert sorted(s["codec_type"] for s in probe["streams"]) == ["audio", "audio", "video", "video"]
+    assert float(probe["format"]["duration"]) > 1

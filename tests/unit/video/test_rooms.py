@@ -1,0 +1,111 @@
+"""Rooms relay both peers' media and record it; a dropped peer can rejoin. Run inside `unshare -n`."""
+import asyncio
+import json
+import shutil
+import subprocess
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
+
+from video.loopback import allow_loopback_candidates
+from video.rooms import BadOffer, RoomRegistry
+
+allow_loopback_candidates()
+
+
+class Browser:
+    """Stands in for one browser: sends synthetic camera and mic, counts what comes back."""
+
+    def __init__(self):
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.received = {"audio": 0, "video": 0}
+        self.video_size = None
+        self.pc.addTrack(AudioStreamTrack())
+        self.pc.addTrack(VideoStreamTrack())
+        self._readers = []
+
+        @self.pc.on("track")
+        def on_track(track):
+            self._readers.append(asyncio.ensure_future(self._read(track)))
+
+    async def _read(self, track):
+        while True:
+            frame = await track.recv()
+            self.received[track.kind] += 1
+            if track.kind == "video":
+                self.video_size = (frame.width, frame.height)
+
+    async def join(self, room, role):
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        answer = await room.join(role, self.pc.localDescription.sdp, "offer")
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer.sdp, type=answer.type))
+
+    async def close(self):
+        for r in self._readers:
+            r.cancel()
+        await self.pc.close()
+
+
+async def wait_for(predicate, timeout=10.0):
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+def probe(path):
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")
+async def test_both_peers_receive_each_others_media_and_the_session_is_recorded(tmp_path):
+    registry = RoomRegistry([], tmp_path)
+    room = registry.open("room1")
+    citizen, staff = Browser(), Browser()
+    try:
+        await citizen.join(room, "citizen")
+        await staff.join(room, "staff")
+        await wait_for(lambda: min(citizen.received.values()) > 5 and min(staff.received.values()) > 5)
+        assert staff.video_size == (640, 480)
+    finally:
+        await citizen.close()
+        await staff.close()
+        recording = await registry.close("room1")
+    assert recording is not None and recording.size_bytes > 0
+    info = probe(recording.path)
+    kinds = sorted(s["codec_type"] for s in info["streams"])
+    assert kinds == ["audio", "audio", "video", "video"]
+    assert float(info["format"]["duration"]) > 0
+    assert len(registry) == 0
+
+
+async def test_a_peer_that_rejoins_gets_media_again_without_the_other_side_reconnecting(tmp_path):
+    registry = RoomRegistry([], None)
+    room = registry.open("room2")
+    citizen, staff = Browser(), Browser()
+    staff_again = Browser()
+    try:
+        await citizen.join(room, "citizen")
+        await staff.join(room, "staff")
+        await wait_for(lambda: staff.received["video"] > 3)
+        await staff.close()
+        await staff_again.join(room, "staff")
+        before = citizen.received["video"]
+        await wait_for(lambda: staff_again.received["video"] > 3 and citizen.received["video"] > before + 3)
+    finally:
+        await citizen.close()
+        await staff_again.close()
+        await registry.close_all()
+
+
+async def test_a_garbage_offer_is_refused_and_leaves_no_peer_behind():
+    registry = RoomRegistry([], None)
+    room = registry.open("room3")
+    with pytest.raises(BadOffer):
+        await room.join("citizen", "v=0\r\nthis is not sdp\r\n", "offer")
+    assert room.peers == {}
+    await registry.close_all()

@@ -1,0 +1,176 @@
+"""Two-party media rooms on aiortc: relay each peer's tracks to the other and record both.
+
+Like aiortc's examples/server (one POST with the whole offer, non-trickle ICE), but the rooms
+live in a registry the application owns, and every peer connection is closed on failure and at
+shutdown. A peer that drops can join again: its outgoing tracks feed the same SwitchableTracks,
+so the other side keeps its connection.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Awaitable, Callable, Optional
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+
+from video.recording import Recording, RecordingError, SessionRecorder
+from video.tracks import SwitchableTrack
+
+logger = logging.getLogger(__name__)
+
+ROLES = ("citizen", "staff")
+KINDS = ("audio", "video")
+PeerLost = Callable[[str, str], Awaitable[None]]
+
+
+class RoomError(Exception):
+    """Base of the media errors the signaling edge translates."""
+
+
+class RoomNotFound(RoomError):
+    pass
+
+
+class BadOffer(RoomError):
+    """The SDP offer could not be applied or answered."""
+
+
+def other_role(role: str) -> str:
+    return "staff" if role == "citizen" else "citizen"
+
+
+class Room:
+    def __init__(self, room_id: str, ice_servers: list[RTCIceServer], record_path: Optional[Path],
+                 on_peer_lost: Optional[PeerLost] = None, width: int = 640, height: int = 480, fps: int = 15):
+        self.room_id = room_id
+        self._ice_servers = ice_servers
+        self._on_peer_lost = on_peer_lost
+        self.created_at = time.monotonic()
+        self.sources = {(r, k): SwitchableTrack(k, self.created_at) for r in ROLES for k in KINDS}
+        self._relay = MediaRelay()
+        self.peers: dict[str, RTCPeerConnection] = {}
+        self._recorder = SessionRecorder(record_path, width, height, fps) if record_path else None
+        if self._recorder:
+            # Video to the recorder is unbuffered: if encoding falls behind it skips frames, never piles them up.
+            self._recorder.start([self._relay.subscribe(self.sources[(r, k)], buffered=k == "audio")
+                                  for r in ROLES for k in KINDS])
+        self.closed = False
+
+    def has_peer(self, role: str) -> bool:
+        pc = self.peers.get(role)
+        return pc is not None and pc.connectionState not in ("failed", "closed")
+
+    async def join(self, role: str, sdp: str, sdp_type: str = "offer") -> RTCSessionDescription:
+        """Answers a complete offer; a second join for the same role replaces the first peer."""
+        if role not in ROLES or self.closed:
+            raise BadOffer(f"cannot join room {self.room_id} as {role}")
+        old = self.peers.pop(role, None)
+        if old is not None:
+            await old.close()
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=self._ice_servers))
+        self.peers[role] = pc
+
+        @pc.on("track")
+        def on_track(track) -> None:
+            self.sources[(role, track.kind)].set_source(track)
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            logger.info("video.peer.state room=%s role=%s state=%s", self.room_id, role, pc.connectionState)
+            if pc.connectionState == "failed" and self.peers.get(role) is pc:
+                await self._drop(role, pc)
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=sdp_type))
+            offered = {t.kind for t in pc.getTransceivers()}
+            if not offered & set(KINDS):
+                raise ValueError("the offer has no audio or video section")
+            for kind in KINDS:
+                if kind in offered:
+                    buffered = kind == "audio"
+                    pc.addTrack(self._relay.subscribe(self.sources[(other_role(role), kind)], buffered=buffered))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:  # aiortc raises many types for bad SDP; all mean "this offer failed"
+            await self._close_peer(role, pc)
+            raise BadOffer(f"offer rejected: {type(exc).__name__}: {exc}") from exc
+        logger.info("video.peer.joined room=%s role=%s kinds=%s", self.room_id, role, ",".join(sorted(offered)))
+        return pc.localDescription
+
+    async def _close_peer(self, role: str, pc: RTCPeerConnection) -> None:
+        if self.peers.get(role) is pc:
+            del self.peers[role]
+        await pc.close()
+
+    async def _drop(self, role: str, pc: RTCPeerConnection) -> None:
+        await self._close_peer(role, pc)
+        if self._on_peer_lost and not self.closed:
+            await self._on_peer_lost(self.room_id, role)
+
+    async def close(self) -> Optional[Recording]:
+        """Closes both peers and the recording; returns the recording (or None) for the audit log."""
+        if self.closed:
+            return None
+        self.closed = True
+        for role, pc in list(self.peers.items()):
+            await self._close_peer(role, pc)
+        for track in self.sources.values():
+            track.stop()
+        if not self._recorder:
+            return None
+        try:
+            return await self._recorder.stop()
+        except RecordingError as exc:
+            logger.error("video.recording.failed room=%s error=%s", self.room_id, exc)
+            return None
+
+
+class RoomRegistry:
+    """All rooms of this media process; the app creates one and closes it at shutdown."""
+
+    def __init__(self, ice_servers: list[RTCIceServer], recordings_dir: Optional[Path],
+                 on_peer_lost: Optional[PeerLost] = None, width: int = 640, height: int = 480, fps: int = 15):
+        self._ice_servers = ice_servers
+        self._dir = recordings_dir
+        self._on_peer_lost = on_peer_lost
+        self._size = (width, height, fps)
+        self._rooms: dict[str, Room] = {}
+
+    def __len__(self) -> int:
+        return len(self._rooms)
+
+    def set_peer_lost(self, on_peer_lost: PeerLost) -> None:
+        """Called with (room_id, role) when a peer's connection fails (not when we close it)."""
+        self._on_peer_lost = on_peer_lost
+
+    def get(self, room_id: str) -> Room:
+        room = self._rooms.get(room_id)
+        if room is None:
+            raise RoomNotFound(room_id)
+        return room
+
+    def open(self, room_id: str) -> Room:
+        """Returns the room, creating it (and starting its recording) on first use."""
+        if room_id not in self._rooms:
+            path = self._dir / f"{room_id}.webm" if self._dir else None
+            self._rooms[room_id] = Room(room_id, self._ice_servers, path, self._peer_lost, *self._size)
+            logger.info("video.room.opened room=%s recording=%s", room_id, bool(path))
+        return self._rooms[room_id]
+
+    async def _peer_lost(self, room_id: str, role: str) -> None:
+        if self._on_peer_lost:
+            await self._on_peer_lost(room_id, role)
+
+    async def close(self, room_id: str) -> Optional[Recording]:
+        room = self._rooms.pop(room_id, None)
+        return await room.close() if room else None
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(self.close(r) for r in list(self._rooms)), return_exceptions=True)
+
+
+def ice_servers_from(urls: list[str], username: Optional[str] = None, credential: Optional[str] = None) -> list[RTCIceServer]:
+    """ICE servers from plain settings values; an empty list means host candidates only."""
+    return [RTCIceServer(urls=url, username=username, credential=credential) for url in urls]

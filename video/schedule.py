@@ -1,0 +1,53 @@
+"""Staff hours and video-appointment slots: pure functions of the clock and the settings values."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterator
+
+
+class ScheduleError(ValueError):
+    pass
+
+
+def parse_hours(hours: str) -> tuple[dt.time, dt.time]:
+    """"09:00-17:00" -> (09:00, 17:00); says what was expected when the value is malformed."""
+    try:
+        start, end = (dt.time.fromisoformat(p.strip()) for p in hours.split("-"))
+    except ValueError as exc:
+        raise ScheduleError(f"staff hours must look like 09:00-17:00, got {hours!r}") from exc
+    if start >= end:
+        raise ScheduleError(f"staff hours must end after they start, got {hours!r}")
+    return start, end
+
+
+def is_open(now: dt.datetime, hours: str, days: list[int]) -> bool:
+    """True while staff are on duty: an ISO weekday in `days` and the local time inside `hours`."""
+    start, end = parse_hours(hours)
+    return now.isoweekday() in days and start <= now.time() < end
+
+
+def slots(now: dt.datetime, hours: str, days: list[int], slot_minutes: int,
+          lead_minutes: int = 30, horizon_days: int = 14) -> Iterator[dt.datetime]:
+    """Appointment start times from `lead_minutes` after now, in staff hours, in order."""
+    start, end = parse_hours(hours)
+    earliest = now + dt.timedelta(minutes=lead_minutes)
+    step = dt.timedelta(minutes=slot_minutes)
+    for offset in range(horizon_days + 1):
+        day = (now + dt.timedelta(days=offset)).date()
+        if day.isoweekday() not in days:
+            continue
+        t = dt.datetime.combine(day, start, tzinfo=now.tzinfo)
+        close = dt.datetime.combine(day, end, tzinfo=now.tzinfo)
+        while t + step <= close:
+            if t >= earliest:
+                yield t
+            t += step
+
+
+def slot_label(slot: dt.datetime, now: dt.datetime) -> str:
+    """Chinese label a citizen reads on a button: 今天/明天/后天 or the date, with the time."""
+    names = {0: "今天", 1: "明天", 2: "后天"}
+    days = (slot.date() - now.date()).days
+    weekday = "一二三四五六日"[slot.weekday()]
+    day = names.get(days, f"{slot.month}月{slot.day}日")
+    return f"{day}（周{weekday}）{slot:%H:%M}"

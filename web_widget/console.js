@@ -1,0 +1,203 @@
+// Staff console: login (password + TOTP), live queue, accept, video call, transcript, chat, end;
+// supervisors also see today's figures. The session token lives in sessionStorage only.
+(function () {
+  "use strict";
+  const $ = function (id) { return document.getElementById(id); };
+  const state = { token: sessionStorage.getItem("anju.staff.token") || "", role: sessionStorage.getItem("anju.staff.role") || "",
+                  ticket: null, pc: null, after: "0", timers: [] };
+  window.AnjuConsole = state;
+
+  function api(method, path, body) {
+    return fetch(path, {
+      method: method,
+      headers: Object.assign({ "Content-Type": "application/json" }, state.token ? { Authorization: "Bearer " + state.token } : {}),
+      body: body ? JSON.stringify(body) : undefined
+    }).then(function (r) {
+      return r.json().catch(function () { return {}; }).then(function (b) {
+        if (r.status === 401 && state.token) logout();
+        if (!r.ok) throw new Error(b.detail || "请求失败（" + r.status + "）");
+        return b;
+      });
+    });
+  }
+
+  function notice(text) { $("notice").textContent = text || ""; }
+  function li(text, cls) { const n = document.createElement("li"); n.textContent = text; if (cls) n.className = cls; return n; }
+
+  function showDesk() {
+    $("login").hidden = true;
+    $("desk").hidden = false;
+    $("logout").hidden = false;
+    $("who").textContent = sessionStorage.getItem("anju.staff.name") || "";
+    $("stats").hidden = state.role !== "supervisor";
+    every(2000, refreshQueue);
+    if (state.role === "supervisor") every(10000, refreshStats);
+  }
+
+  function every(ms, fn) { fn(); state.timers.push(setInterval(fn, ms)); }
+
+  function logout() {
+    if (state.token) api("POST", "/api/staff/logout").catch(function () {});
+    state.timers.forEach(clearInterval);
+    sessionStorage.clear();
+    location.reload();
+  }
+
+  function refreshQueue() {
+    api("GET", "/api/staff/queue").then(function (q) {
+      $("queue-count").textContent = "（" + q.waiting.length + " 人）" + (q.open ? "" : " · 非服务时间");
+      const list = $("queue");
+      list.replaceChildren.apply(list, q.waiting.map(function (t) {
+        const item = li("");
+        const info = document.createElement("span");
+        info.textContent = (t.priority ? "【优先】" : "") + t.reason + " · " + t.channel + " · 已等 " + Math.round(t.waited_s / 60) + " 分钟";
+        if (t.priority) info.className = "priority";
+        const btn = document.createElement("button");
+        btn.type = "button";
+        btn.textContent = "接待";
+        btn.disabled = !!state.ticket;
+        btn.dataset.ticket = t.ticket_id;
+        btn.addEventListener("click", function () { accept(t.ticket_id); });
+        item.append(info, btn);
+        return item;
+      }));
+    }).catch(function (e) { notice(e.message); });
+  }
+
+  function accept(ticketId) {
+    api("POST", "/api/staff/tickets/" + ticketId + "/accept").then(function (r) {
+      state.ticket = r.ticket;
+      state.after = "0";
+      $("call").hidden = false;
+      $("chat").replaceChildren();
+      renderCase(r.ticket);
+      $("transcript").replaceChildren.apply($("transcript"), r.transcript.map(function (l) {
+        return li((l.from === "bot" ? "机器人：" : "市民：") + l.text, "from-" + l.from);
+      }));
+      if (!r.transcript_available) $("transcript").append(li("对话记录暂时无法获取。", "from-system"));
+      state.timers.push(setInterval(pollMessages, 1000));
+      return join(r.room_token, r.ice_servers || []);
+    }).catch(function (e) { notice(e.message); });
+  }
+
+  function renderCase(card) {
+    const rows = [["排队原因", card.reason], ["渠道", card.channel], ["会话", card.sender], ["优先", card.priority ? "是" : "否"]];
+    Object.keys(card.slots || {}).forEach(function (k) { rows.push([k, card.slots[k]]); });
+    $("case").replaceChildren.apply($("case"), rows.flatMap(function (r) {
+      const dt = document.createElement("dt"); dt.textContent = r[0];
+      const dd = document.createElement("dd"); dd.textContent = r[1];
+      return [dt, dd];
+    }));
+  }
+
+  function waitForIce(pc) {
+    return new Promise(function (resolve) {
+      if (pc.iceGatheringState === "complete") return resolve();
+      pc.addEventListener("icegatheringstatechange", function () { if (pc.iceGatheringState === "complete") resolve(); });
+      setTimeout(resolve, 3000);
+    });
+  }
+
+  async function join(token, iceServers) {
+    closePeer();
+    const pc = new RTCPeerConnection({ iceServers: iceServers });
+    state.pc = pc;
+    pc.addEventListener("track", function (event) {
+      const remote = $("remote");
+      if (!remote.srcObject) remote.srcObject = new MediaStream();
+      remote.srcObject.addTrack(event.track);
+    });
+    pc.addEventListener("connectionstatechange", function () {
+      $("call-status").textContent = { connected: "已接通", connecting: "连接中…", failed: "连接中断，正在重连…",
+                                       disconnected: "连接不稳定…" }[pc.connectionState] || "";
+      if (pc.connectionState === "failed" && state.pc === pc && state.ticket) rejoin();
+    });
+    try {
+      const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480, frameRate: 15 } });
+      media.getTracks().forEach(function (t) { pc.addTrack(t, media); });
+      $("local").srcObject = media;
+    } catch (e) {
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc);
+    const answer = await api("POST", "/api/video/offer", { token: token, sdp: pc.localDescription.sdp, type: "offer" });
+    await pc.setRemoteDescription(answer);
+  }
+
+  function rejoin() {
+    api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/room-token")
+      .then(function (r) { return join(r.room_token, []); }).catch(function (e) { notice(e.message); });
+  }
+
+  function closePeer() {
+    if (!state.pc) return;
+    state.pc.getSenders().forEach(function (s) { if (s.track) s.track.stop(); });
+    state.pc.close();
+    state.pc = null;
+  }
+
+  function pollMessages() {
+    if (!state.ticket) return;
+    api("GET", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages?after=" + encodeURIComponent(state.after))
+      .then(function (r) {
+        r.messages.forEach(function (m) {
+          state.after = m.id;
+          const who = { citizen: "市民：", staff: "我：", system: "" }[m.from] || "";
+          $("chat").append(li(who + m.text, "from-" + m.from));
+        });
+      }).catch(function () {});
+  }
+
+  function end() {
+    if (!state.ticket) return;
+    api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/end", { note: $("note").value }).then(function () {
+      closePeer();
+      state.ticket = null;
+      $("note").value = "";
+      $("call").hidden = true;
+      $("remote").srcObject = null;
+      notice("服务已结束，录像已存档。");
+    }).catch(function (e) { notice(e.message); });
+  }
+
+  function refreshStats() {
+    api("GET", "/api/staff/stats").then(function (s) {
+      const pct = function (v) { return v === null ? "—" : Math.round(v * 100) + "%"; };
+      const rows = [["咨询人数", s.chats], ["转人工", s.handoffs], ["已接待", s.accepted],
+                    ["平均等待", s.average_wait_s === null ? "—" : s.average_wait_s + " 秒"],
+                    ["机器人独立解决率", pct(s.containment_rate)], ["正在排队", s.waiting_now]];
+      $("figures").replaceChildren.apply($("figures"), rows.flatMap(function (r) {
+        const dt = document.createElement("dt"); dt.textContent = r[0];
+        const dd = document.createElement("dd"); dd.textContent = String(r[1]);
+        return [dt, dd];
+      }));
+      $("unanswered").replaceChildren.apply($("unanswered"), s.top_unanswered.map(function (q) { return li(q.text + "（" + q.count + " 次）"); }));
+    }).catch(function (e) { notice(e.message); });
+  }
+
+  $("login").addEventListener("submit", function (event) {
+    event.preventDefault();
+    api("POST", "/api/staff/login", { username: $("username").value, password: $("password").value, totp: $("totp").value })
+      .then(function (r) {
+        state.token = r.token;
+        state.role = r.role;
+        sessionStorage.setItem("anju.staff.token", r.token);
+        sessionStorage.setItem("anju.staff.role", r.role);
+        sessionStorage.setItem("anju.staff.name", r.display_name);
+        notice("");
+        showDesk();
+      }).catch(function (e) { notice(e.message); });
+  });
+  $("chat-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    const text = $("chat-input").value.trim();
+    if (!text || !state.ticket) return;
+    $("chat-input").value = "";
+    api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages", { text: text }).catch(function (e) { notice(e.message); });
+  });
+  $("end").addEventListener("click", end);
+  $("logout").addEventListener("click", logout);
+  if (state.token) showDesk();
+})();

@@ -1,0 +1,249 @@
+// Citizen side of the video handoff: the big yes/no offer, queue position (live over
+// /ws/handoff/<ticket>), appointment slots, and the video call with a staff member.
+// widget.js calls window.AnjuHandoff.onCustom(payload, ui) for every custom bot payload;
+// ui = { addMessage(kind, text, buttons), send(text, shown), senderId(), elderMode() }.
+(function () {
+  "use strict";
+  const STORE = "anju.handoff";
+  const state = { phase: "idle", position: null, etaS: null, pc: null, socket: null, ticket: null, ui: null };
+  let panel = null;
+
+  function el(tag, cls, text) {
+    const node = document.createElement(tag);
+    if (cls) node.className = cls;
+    if (text) node.textContent = text;
+    return node;
+  }
+
+  // Styles live here so the widget's stylesheet needs nothing for the handoff; big targets for elder mode.
+  const CSS =
+    ".handoff{border:2px solid #1d5fa8;border-radius:12px;padding:12px;margin:8px 0;background:#f2f7fd}" +
+    ".handoff__status{font-size:1.15em;margin:0 0 8px}" +
+    ".handoff__videos{display:flex;gap:8px;flex-wrap:wrap}" +
+    "#anju-handoff-remote{width:100%;max-width:640px;background:#000;border-radius:8px}" +
+    "#anju-handoff-local{width:160px;background:#000;border-radius:8px}" +
+    ".handoff__cancel,.handoff-offer button{min-height:56px;min-width:140px;font-size:1.2em;border-radius:10px;margin:4px}" +
+    ".handoff-offer{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0}" +
+    ".handoff-offer__yes{background:#1d5fa8;color:#fff;border:none}" +
+    ".handoff-offer__no{background:#fff;color:#1d5fa8;border:2px solid #1d5fa8}";
+
+  function injectCss() {
+    if (document.getElementById("anju-handoff-css")) return;
+    const style = el("style");
+    style.id = "anju-handoff-css";
+    style.textContent = CSS;
+    document.head.appendChild(style);
+  }
+
+  function ensurePanel() {
+    if (panel) return panel;
+    injectCss();
+    panel = el("section", "handoff");
+    panel.id = "anju-handoff";
+    panel.setAttribute("aria-label", "视频办理");
+    panel.innerHTML =
+      '<p class="handoff__status" role="status" aria-live="polite"></p>' +
+      '<div class="handoff__videos" hidden>' +
+      '  <video id="anju-handoff-remote" autoplay playsinline aria-label="工作人员画面"></video>' +
+      '  <video id="anju-handoff-local" autoplay playsinline muted aria-label="我的画面"></video>' +
+      "</div>" +
+      '<button type="button" class="handoff__cancel">取消排队</button>';
+    panel.querySelector(".handoff__cancel").addEventListener("click", cancel);
+    const chat = document.querySelector(".chat") || document.body;
+    chat.insertBefore(panel, chat.querySelector("#messages"));
+    return panel;
+  }
+
+  function setStatus(text) { ensurePanel().querySelector(".handoff__status").textContent = text; }
+
+  function removePanel() {
+    if (panel) panel.remove();
+    panel = null;
+  }
+
+  function minutes(s) { return Math.max(1, Math.round((s || 0) / 60)); }
+
+  function offer(payload, ui) {
+    injectCss();
+    const box = el("div", "handoff-offer");
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "是否转视频办理");
+    const yes = el("button", "handoff-offer__yes", "好，视频办理");
+    const no = el("button", "handoff-offer__no", "不用了");
+    yes.type = no.type = "button";
+    yes.addEventListener("click", function () { box.remove(); ui.send("/accept_handoff", "好，视频办理"); });
+    no.addEventListener("click", function () { box.remove(); ui.send("/decline_handoff", "不用了"); });
+    box.append(yes, no);
+    (document.getElementById("messages") || document.body).appendChild(box);
+    yes.focus();
+  }
+
+  function booking(payload, ui) {
+    const slots = payload.slots || [];
+    if (!slots.length) { ui.addMessage("bot", "近期预约已满，请拨打 12329 服务热线预约。"); return; }
+    ui.addMessage("bot", "可预约的时间：", slots.map(function (s) { return { title: s.label, payload: s.slot }; }));
+    const buttons = document.querySelectorAll("#messages li:last-child .msg__buttons button");
+    buttons.forEach(function (btn, i) {
+      const fresh = btn.cloneNode(true); // replace the widget's "send as chat" handler
+      fresh.addEventListener("click", function () { book(slots[i], ui); });
+      btn.replaceWith(fresh);
+    });
+  }
+
+  function book(slot, ui) {
+    fetch("/api/handoff/appointments", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ sender_id: ui.senderId(), slot: slot.slot })
+    }).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
+      .then(function (res) { ui.addMessage(res.ok ? "bot" : "error", res.ok ? res.body.text : res.body.detail); })
+      .catch(function () { ui.addMessage("error", "预约失败，请检查网络后重试。"); });
+  }
+
+  function queued(payload, ui) {
+    state.ticket = { id: payload.ticket_id, key: payload.key };
+    sessionStorage.setItem(STORE, JSON.stringify(state.ticket));
+    showQueue(payload.position, payload.eta_s);
+    listen(ui);
+  }
+
+  function showQueue(position, etaS) {
+    state.phase = "waiting";
+    state.position = position;
+    state.etaS = etaS;
+    setStatus("正在为您转接工作人员：前面还有 " + Math.max(0, position - 1) + " 位，预计等待约 " + minutes(etaS) + " 分钟。");
+    ensurePanel().querySelector(".handoff__cancel").hidden = false;
+  }
+
+  function listen(ui) {
+    state.ui = ui;
+    if (state.socket) state.socket.close();
+    const scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    const socket = new WebSocket(scheme + location.host + "/ws/handoff/" + encodeURIComponent(state.ticket.id));
+    state.socket = socket;
+    socket.addEventListener("open", function () { socket.send(JSON.stringify({ key: state.ticket.key })); });
+    socket.addEventListener("message", function (event) {
+      let frame;
+      try { frame = JSON.parse(event.data); } catch (e) { return; }
+      onFrame(frame, ui);
+    });
+    socket.addEventListener("close", function (event) {
+      if (state.socket !== socket) return;
+      state.socket = null;
+      if (event.code === 1008) { finish(); return; }
+      if (state.phase === "waiting" || state.phase === "call") setTimeout(function () { listen(ui); }, 2000);
+    });
+  }
+
+  function onFrame(frame, ui) {
+    if (frame.type === "queue") showQueue(frame.position, frame.eta_s);
+    else if (frame.type === "active") setStatus("工作人员已接入，正在连接视频…");
+    else if (frame.type === "call") call(frame.room_token, frame.ice_servers || [], ui);
+    else if (frame.type === "message") {
+      if (frame.from === "staff") ui.addMessage("staff", "工作人员：" + frame.text);
+      else if (frame.from === "system") ui.addMessage("bot", frame.text);
+    } else if (frame.type === "ended" || frame.type === "cancelled") finish();
+  }
+
+  function waitForIce(pc) {
+    // Production networks can stall gathering: send what we have after 3 s.
+    return new Promise(function (resolve) {
+      if (pc.iceGatheringState === "complete") return resolve();
+      const done = function () { if (pc.iceGatheringState === "complete") resolve(); };
+      pc.addEventListener("icegatheringstatechange", done);
+      setTimeout(resolve, 3000);
+    });
+  }
+
+  async function call(token, iceServers, ui) {
+    state.phase = "call";
+    const box = ensurePanel();
+    box.querySelector(".handoff__cancel").hidden = true;
+    box.querySelector(".handoff__videos").hidden = false;
+    closePeer();
+    const pc = new RTCPeerConnection({ iceServers: iceServers });
+    state.pc = pc;
+    pc.addEventListener("track", function (event) {
+      const remote = document.getElementById("anju-handoff-remote");
+      if (!remote.srcObject) remote.srcObject = new MediaStream();
+      remote.srcObject.addTrack(event.track);
+    });
+    pc.addEventListener("connectionstatechange", function () {
+      if (pc.connectionState === "connected") setStatus("已接通工作人员，请对着摄像头说话。");
+      if ((pc.connectionState === "failed" || pc.connectionState === "disconnected") && state.pc === pc) {
+        setStatus("视频连接中断，正在重新连接…");
+        setTimeout(function () {
+          if (state.pc === pc && state.socket) state.socket.send(JSON.stringify({ type: "rejoin" }));
+        }, 2000);
+      }
+    });
+    try {
+      const media = await navigator.mediaDevices.getUserMedia({
+        audio: true, video: { width: 640, height: 480, frameRate: 15 } });
+      media.getTracks().forEach(function (t) { pc.addTrack(t, media); });
+      document.getElementById("anju-handoff-local").srcObject = media;
+    } catch (e) {
+      setStatus("无法打开摄像头或麦克风，工作人员仍能和您文字交流。");
+      pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc);
+    const res = await fetch("/api/video/offer", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ token: token, sdp: pc.localDescription.sdp, type: pc.localDescription.type })
+    });
+    const body = await res.json();
+    if (!res.ok) { setStatus(body.detail || "视频连接失败。"); return; }
+    await pc.setRemoteDescription(body);
+  }
+
+  function closePeer() {
+    if (!state.pc) return;
+    state.pc.getSenders().forEach(function (s) { if (s.track) s.track.stop(); });
+    state.pc.close();
+    state.pc = null;
+  }
+
+  function cancel() {
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify({ type: "cancel" }));
+    else if (state.ticket) {
+      fetch("/api/handoff/" + encodeURIComponent(state.ticket.id) + "/cancel", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ key: state.ticket.key })
+      });
+    }
+    if (state.ui) state.ui.addMessage("bot", "已取消排队。需要时可以随时再说“转人工”。");
+    finish();
+  }
+
+  function finish() {
+    state.phase = "ended";
+    closePeer();
+    sessionStorage.removeItem(STORE);
+    const socket = state.socket;
+    state.socket = null;
+    if (socket) socket.close();
+    removePanel();
+  }
+
+  function onCustom(payload, ui) {
+    if (!payload || typeof payload !== "object") return false;
+    if (payload.type === "handoff_offer") offer(payload, ui);
+    else if (payload.type === "handoff_queued") queued(payload, ui);
+    else if (payload.type === "handoff_booking") booking(payload, ui);
+    else return false;
+    return true;
+  }
+
+  // A reload keeps the place: the ticket is kept for the page session and the queue for 2 minutes.
+  function resume() {
+    const saved = sessionStorage.getItem(STORE);
+    if (!saved || !window.AnjuWidget) return;
+    try { state.ticket = JSON.parse(saved); } catch (e) { return; }
+    state.phase = "waiting";
+    setStatus("正在恢复排队…");
+    listen(window.AnjuWidget);
+  }
+
+  window.AnjuHandoff = { onCustom: onCustom, onFrame: function () {}, state: state };
+  resume();
+})();
