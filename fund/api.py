@@ -19,7 +19,7 @@ from fund.audit import AuditLog
 from fund.clock import Clock, china_date, system_clock
 from fund.db import create_schema, is_empty, make_engine, make_session_factory
 from fund.knowledge import Answer, KnowledgeBase, UnknownTopic, load_knowledge_base
-from fund.routes import dev, errors, identity, loan, persons
+from fund.routes import audit, dev, errors, identity, loan, persons
 from fund.routes.deps import Core
 from fund.rulebook import load_rulebook
 from fund.settings import CoreSettings, get_settings
@@ -98,7 +98,7 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
         except UnknownTopic:
             raise HTTPException(status_code=404, detail=f"知识库中没有主题“{topic}”")
 
-    for router in (identity.router, persons.router, loan.router):
+    for router in (identity.router, persons.router, loan.router, audit.router):
         app.include_router(router, dependencies=[Authorized])
     if settings.dev_endpoints:
         app.include_router(dev.router, dependencies=[Authorized])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 from zoneinfo import ZoneInfo
 
+import httpx
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
@@ -308,10 +309,19 @@ class HandoffDesk:
 
     # --- audit and figures ---
     async def audit_recording(self, ticket: Ticket, sha256: str, size_bytes: int, file_name: str) -> str:
-        """Appends the recording's hash to the gateway-side audit stream (no core audit API yet)."""
-        return await self._r.xadd(keys.audit_video(), {
-            "actor": ticket.staff or "system", "action": "video.recording", "subject": ticket.id,
-            "outcome": f"sha256={sha256} bytes={size_bytes} file={file_name}", "at_ms": str(self._ms())})
+        """Puts the recording's hash into the core's audit hash chain; if the core cannot be
+        reached, into the gateway's redis stream, so the hash is never lost."""
+        record = {"actor": ticket.staff or "system", "action": "video.recording", "subject": ticket.id,
+                  "outcome": f"sha256={sha256} bytes={size_bytes} file={file_name}"}
+        try:
+            async with httpx.AsyncClient(timeout=self._s.health_timeout_s) as client:
+                resp = await client.post(f"{self._s.core_url}/audit/records", json=record, headers={
+                    "Authorization": f"Bearer {self._s.core_api_token.get_secret_value()}"})
+                resp.raise_for_status()
+                return f"core:{resp.json()['seq']}"
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            logger.warning("handoff.audit.core_unavailable ticket=%s error=%s", ticket.id, type(exc).__name__)
+        return await self._r.xadd(keys.audit_video(), {**record, "at_ms": str(self._ms())})
 
     async def record_turn(self, sender_id: str, text: str, unanswered: bool) -> None:
         day = self._day()

@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     rasa_timeout_s: float = 15.0
     action_server_url: str = "http://127.0.0.1:5055"
     core_url: str = "http://127.0.0.1:8001"
+    core_api_token: SecretStr = SecretStr("dev-core-token")
     health_timeout_s: float = 2.0
     chat_max_chars: int = 2000
     web_widget_dir: Path = ROOT / "web_widget"
