@@ -3,7 +3,8 @@
 #   1. rasa data validate            (Rasa venv)
 #   2. action tests                  (Rasa venv, pytest)
 #   3. rasa test stories             (--fail-on-prediction-errors: rasa exits 0 otherwise)
-#   4. unit, integration and browser tests (app venv, pytest) in a private network namespace
+#   4. unit, integration and browser tests (app venv, pytest) in a private network namespace,
+#      then a scan of every log of the run for unmasked ID or phone numbers
 # Extra arguments go to the last pytest run (e.g. -k widget).
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 START=$(date +%s)
@@ -19,7 +20,8 @@ step "rasa data validate"
 
 if compgen -G "tests/actions/test_*.py" >/dev/null; then
   step "Action tests (Rasa venv)"
-  "$RASA_VENV/bin/python" -m pytest tests/actions -q -p no:cacheprovider -c /dev/null --rootdir "$ROOT"
+  "$RASA_VENV/bin/python" -m pytest tests/actions -q -p no:cacheprovider -c /dev/null --rootdir "$ROOT" \
+    2>&1 | tee "$RESULTS/action-tests.log"
 fi
 
 if compgen -G "tests/stories/test_*.yml" >/dev/null; then
@@ -32,7 +34,10 @@ if compgen -G "tests/stories/test_*.yml" >/dev/null; then
 fi
 
 step "Unit, integration and browser tests (app venv)"
-PYTEST=("$APP_VENV/bin/python" -m pytest -p no:cacheprovider "$@")
+# Every log of the run lies under $RESULTS; the last pytest run fails if any holds an
+# unmasked ID or phone number (tests/conftest.py, pytest_sessionfinish).
+export ANJU_LOG_SCAN_DIR="$RESULTS"
+PYTEST=("$APP_VENV/bin/python" -m pytest -p no:cacheprovider --basetemp "$RESULTS/pytest" "$@")
 if [ "$(id -u)" -eq 0 ] && unshare -n true 2>/dev/null; then
   # A private network namespace: only loopback exists, so no test traffic can leave the machine.
   unshare -n bash -c 'ip link set lo up && exec "$@"' _ "${PYTEST[@]}" && rc=0 || rc=$?

@@ -4,13 +4,14 @@
 the trained model, gateway) once per test session on free ports in a temp dir; it needs
 ANJU_APP_VENV, ANJU_RASA_VENV and ANJU_MODEL_PATH, which scripts/test.sh exports.
 """
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "scripts"):
+for path in (ROOT, ROOT / "scripts", ROOT / "tests"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
@@ -45,3 +46,23 @@ def browser():
             yield chromium
         finally:
             chromium.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fails the run if any log the suite produced holds an unmasked ID or phone number.
+
+    scripts/test.sh points ANJU_LOG_SCAN_DIR at the folder that holds every log of the run
+    (the stack's process logs under pytest's basetemp, rasa test output, action tests).
+    """
+    root = os.environ.get("ANJU_LOG_SCAN_DIR")
+    if not root:
+        return
+    from logscan import scan_dir
+
+    scanned, findings = scan_dir(Path(root))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for finding in findings[:50]:
+        reporter.write_line(f"PII LEAK: {finding}", red=True)
+    reporter.write_line(f"log scan: {scanned} log files, {len(findings)} unmasked ID/phone numbers")
+    if findings:
+        session.exitstatus = 1
