@@ -65,3 +65,17 @@ async def post(path: str, json: Dict[str, Any]) -> Any:
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         logger.warning("core.post.failed path=%s error=%s", path, type(exc).__name__)
         raise CoreUnavailable(str(exc)) from exc
+
+
+def error_code(exc: CoreError) -> str:
+    """The stable error code of a refusal (`{"detail": {"code": ...}}`), or "" if absent."""
+    detail = exc.detail
+    if isinstance(detail, dict):
+        return str(detail.get("code") or "")
+    return ""
+
+
+def error_field(exc: CoreError, name: str) -> Any:
+    """An extra field of a refusal's detail (attempts_left, retry_after_s), or None."""
+    detail = exc.detail
+    return detail.get(name) if isinstance(detail, dict) else None

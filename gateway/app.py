@@ -14,11 +14,11 @@ from redis.asyncio import Redis
 from gateway.channels import health, staff, video, web
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
 from gateway.handoff import HandoffDesk
+from gateway.handoff_media import NodeVideoService, VideoService, make_rooms
+from gateway.handoff_nodes import NodeDirectory
 from gateway.rasa_client import RasaClient
 from gateway.settings import Settings, get_settings
 from gateway.staff_auth import StaffAuth
-from video.loopback import allow_loopback_candidates
-from video.rooms import RoomRegistry, ice_servers_from
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.state.redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                          socket_timeout=5, socket_connect_timeout=2)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s)
-        app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars)
+        app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars, app.state.redis)
         start_video_handoff(app, settings)
         logger.info("gateway.started env=%s", settings.anju_env)
         try:
@@ -62,17 +62,15 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
 
 def start_video_handoff(app: FastAPI, settings: Settings) -> None:
-    """Queue, staff login and an in-process media server; the rooms registry belongs to the app."""
-    if settings.video_loopback_ice:
-        allow_loopback_candidates()
+    """Queue, staff login and media: rooms in this process, or on media nodes found through redis."""
     desk = HandoffDesk(app.state.redis, settings)
-    ice = ice_servers_from(settings.video_ice_servers, settings.video_ice_username or None,
-                           settings.video_ice_credential.get_secret_value() or None)
-    service = video.VideoService(desk, RoomRegistry(ice, settings.video_recordings_dir, None, settings.video_width,
-                                                    settings.video_height, settings.video_fps),
-                                 settings.handoff_staff_reconnect_s, browser_ice_servers(settings))
-    service.rooms.set_peer_lost(service.on_peer_lost)
-    app.state.video = service
+    if settings.video_media_nodes:
+        app.state.video = NodeVideoService(desk, NodeDirectory(app.state.redis), settings.video_node_token.get_secret_value(),
+                                           settings.video_node_timeout_s, browser_ice_servers(settings))
+    else:
+        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, browser_ice_servers(settings))
+        service.rooms.set_peer_lost(service.on_peer_lost)
+        app.state.video = service
     app.state.staff_auth = StaffAuth(app.state.redis, settings.staff_accounts, settings.staff_session_ttl_s)
     app.state.conversation.handoff = video.HandoffHook(desk)
 

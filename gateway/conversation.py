@@ -11,11 +11,17 @@ from typing import Any, Optional
 
 from pydantic import BaseModel
 
+from redis.exceptions import RedisError
+
 from gateway.privacy import mask_text
 from gateway.rasa_client import RasaClient, RasaUnavailable
+from gateway.vault import tokenize
 
 logger = logging.getLogger(__name__)
 
+# The only metadata a citizen's client may set; anything else (e.g. wechat_openid, which
+# skips identity checks) is set by the gateway from an authenticated session.
+CLIENT_METADATA_KEYS = frozenset({"elder_mode", "accessibility_mode"})
 SENDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 BOT_UNAVAILABLE = "智能助手暂时无法应答，请稍后再试；急需办理可拨打 12329 服务热线联系人工。"
 
@@ -64,17 +70,35 @@ def validate_text(text: Any, max_chars: int) -> str:
     return text
 
 
+def client_metadata(metadata: Any) -> dict[str, Any]:
+    """Keeps only the keys a client may set, with boolean values."""
+    if not isinstance(metadata, dict):
+        return {}
+    return {k: bool(v) for k, v in metadata.items() if k in CLIENT_METADATA_KEYS}
+
+
 class Conversation:
-    def __init__(self, rasa: RasaClient, max_chars: int):
+    def __init__(self, rasa: RasaClient, max_chars: int, redis):
         self._rasa = rasa
         self._max_chars = max_chars
+        self._redis = redis
         # Set by the app (gateway.channels.video.HandoffHook): while a sender is handed off to
         # staff their messages go there and the bot stays silent; it also acts on handoff payloads.
         self.handoff: Optional[Any] = None
 
-    async def turn(self, sender_id: Any, text: Any, metadata: Optional[dict[str, Any]] = None) -> list[BotMessage]:
+    async def turn(self, sender_id: Any, text: Any, metadata: Any = None,
+                   trusted_metadata: Optional[dict[str, Any]] = None) -> list[BotMessage]:
+        """One turn. `metadata` comes from the client and is filtered; `trusted_metadata`
+        only from the gateway's own authenticated sessions (e.g. a WeChat openid)."""
         sender_id = validate_sender_id(sender_id)
         text = validate_text(text, self._max_chars)
+        metadata = {**client_metadata(metadata), **(trusted_metadata or {})}
+        try:
+            # Rasa's tracker keeps every text for good: ID and phone numbers never reach it.
+            text = await tokenize(self._redis, text)
+        except RedisError as exc:
+            logger.warning("chat.vault.unavailable sender=%s error=%s", sender_id, type(exc).__name__)
+            raise BotUnavailable() from exc
         logger.info("chat.turn sender=%s chars=%d text=%s", sender_id, len(text), mask_text(text)[:80])
         if self.handoff is not None and await self.handoff.route_citizen_message(sender_id, text):
             return []
@@ -84,7 +108,7 @@ class Conversation:
             raise BotUnavailable() from exc
         messages = [to_bot_message(m) for m in raw]
         if self.handoff is not None:
-            messages = await self.handoff.after_bot_reply(sender_id, text, metadata or {}, messages)
+            messages = await self.handoff.after_bot_reply(sender_id, text, metadata, messages)
         return messages
 
 

@@ -1,6 +1,7 @@
 """The chat API as a citizen's client sees it, with a fake Rasa behind the gateway."""
 import json
 
+import fakeredis
 import httpx
 import pytest
 from fastapi.testclient import TestClient
@@ -36,12 +37,17 @@ def fake_rasa():
 
 
 @pytest.fixture
-def client(fake_rasa):
+def fake_redis():
+    return fakeredis.FakeAsyncRedis(decode_responses=True)
+
+
+@pytest.fixture
+def client(fake_rasa, fake_redis):
     app = create_app(Settings(anju_env="test", redis_url="redis://127.0.0.1:1/0"))
     with TestClient(app) as test_client:
         rasa = RasaClient("http://rasa.test", "t", 2.0, transport=httpx.MockTransport(fake_rasa.handler))
         app.state.rasa = rasa
-        app.state.conversation = Conversation(rasa, app.state.settings.chat_max_chars)
+        app.state.conversation = Conversation(rasa, app.state.settings.chat_max_chars, fake_redis)
         yield test_client
 
 
@@ -129,3 +135,22 @@ def test_readyz_names_what_is_missing(client):
     assert resp.status_code == 503
     checks = resp.json()["checks"]
     assert checks["redis"] == "unavailable" and checks["core"] == "unavailable"
+
+
+def test_id_and_phone_numbers_never_reach_rasa_but_stay_in_the_vault(client, fake_rasa, fake_redis):
+    import asyncio
+
+    resp = client.post("/api/chat", json={"sender_id": "web-1", "text": "身份证340503196005171235 手机13812345678"})
+    assert resp.status_code == 200
+    sent = fake_rasa.received[0]["message"]
+    assert "340503196005171235" not in sent and "13812345678" not in sent
+    tokens = sent.split()
+    assert tokens[0].startswith("身份证pii_id_") and tokens[1].startswith("手机pii_ph_")
+    stored = asyncio.run(fake_redis.get("anju:vault:" + tokens[1].removeprefix("手机")))
+    assert stored == "13812345678"
+
+
+def test_clients_cannot_set_trusted_metadata(client, fake_rasa):
+    client.post("/api/chat", json={"sender_id": "web-1", "text": "查余额",
+                                   "metadata": {"wechat_openid": "o-stolen", "elder_mode": True}})
+    assert fake_rasa.received[0]["metadata"] == {"elder_mode": True}

@@ -1,0 +1,66 @@
+"""Application progress: each application's timeline, current step and expected date."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Text
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.events import EventType
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import core_client
+from actions.verification import expired_events, is_expired, require_person, reset_events
+
+logger = logging.getLogger(__name__)
+
+DONE, CURRENT, LATER = "✅", "⏳", "○"
+
+
+def timeline(application: Dict[str, Any]) -> str:
+    """One line per step: done with its date, the current one, the ones still to come."""
+    lines = []
+    for step in application.get("steps") or []:
+        if step.get("done_at"):
+            lines.append(f"{DONE} {step['name']}  {step['done_at']}")
+        elif step.get("name") == application.get("current_step"):
+            lines.append(f"{CURRENT} {step['name']}")
+        else:
+            lines.append(f"{LATER} {step['name']}")
+    return "\n".join(lines)
+
+
+class ActionCheckProgress(Action):
+    def name(self) -> Text:
+        return "action_check_progress"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[EventType]:
+        person_ref = require_person(tracker)
+        if not person_ref:
+            return reset_events()
+        try:
+            body = await core_client.get(f"/persons/{person_ref}/applications")
+        except core_client.CoreUnavailable:
+            dispatcher.utter_message(response="utter_core_unavailable")
+            return []
+        except core_client.CoreError as exc:
+            if is_expired(exc):
+                return expired_events(dispatcher)
+            logger.warning("progress.refused status=%s code=%s", exc.status, core_client.error_code(exc))
+            dispatcher.utter_message(response="utter_core_unavailable")
+            return []
+
+        applications = body.get("applications") or []
+        if not applications:
+            dispatcher.utter_message(response="utter_no_applications")
+        for app in applications:
+            fields = dict(kind_name=app.get("kind_name", ""), submitted_at=app.get("submitted_at", ""),
+                          status_name=app.get("status_name", ""), timeline=timeline(app))
+            if app.get("expected_done") and app.get("current_step"):
+                dispatcher.utter_message(response="utter_application_in_progress",
+                                         current_step=app["current_step"],
+                                         expected_done=app["expected_done"], **fields)
+            else:
+                dispatcher.utter_message(response="utter_application_finished", **fields)
+        logger.info("progress.shown applications=%d", len(applications))
+        return []
