@@ -1,4 +1,5 @@
 """Handoff desk: the video queue, each ticket's state, the staff<->citizen chat and room tokens, in redis.
+(Appointments: gateway.handoff_appointments; audit entries and figures: gateway.handoff_figures.)
 
 Queue order is one sorted-set score: priority class (elderly/disabled first) times a large
 weight, plus the enqueue time in ms, so ZRANGE gives the service order. A staff member who
@@ -20,14 +21,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 from zoneinfo import ZoneInfo
 
-import httpx
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from gateway import keys
+from gateway.handoff_appointments import AppointmentBook, HandoffError
+from gateway.handoff_figures import DeskFigures
 from gateway.privacy import mask_text
 from gateway.settings import Settings
-from video import schedule
+
+__all__ = ["CLASS_WEIGHT", "HandoffDesk", "HandoffError", "Ticket", "TicketState"]
 
 logger = logging.getLogger(__name__)
 CLASS_WEIGHT = 10**13  # > any epoch-ms timestamp this century
@@ -39,14 +42,6 @@ class TicketState(str, enum.Enum):
     ACTIVE = "active"
     ENDED = "ended"
     CANCELLED = "cancelled"
-
-
-class HandoffError(Exception):
-    """A handoff request that cannot be honoured; `message` is shown to the person."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 @dataclass
@@ -71,7 +66,9 @@ class Ticket:
                    accepted_ms=int(h.get("accepted_ms") or 0), note=h.get("note", ""))
 
 
-class HandoffDesk:
+class HandoffDesk(AppointmentBook, DeskFigures):
+    """Queue, tickets, the staff<->citizen chat and room tokens; appointments and figures come from the mixins."""
+
     def __init__(self, redis: Redis, settings: Settings, clock: Callable[[], float] = time.time):
         self._r = redis
         self._s = settings
@@ -169,6 +166,7 @@ class HandoffDesk:
                 p.hincrby(keys.stats_day(self._day()), "accepted", 1)
                 p.hincrby(keys.stats_day(self._day()), "wait_ms_total", now - ticket.created_ms)
             await p.execute()
+        await self._signal(ticket_id)
         logger.info("handoff.ticket.accepted ticket=%s staff=%s waited_ms=%d", ticket_id, staff, now - ticket.created_ms)
         return await self.get(ticket_id)
 
@@ -190,12 +188,12 @@ class HandoffDesk:
         if not ticket or ticket.state != TicketState.ACTIVE or ticket.staff != staff:
             raise HandoffError("该会话不在进行中，或不由您接待。")
         await self._r.hset(keys.handoff_ticket(ticket_id), "note", note)
-        await self._finish(ticket_id, TicketState.ENDED, "ended")
+        await self._finish(ticket_id, TicketState.ENDED, "ended", signal=False)  # the summary below wakes the socket
         summary = f"小结：{mask_text(note.strip())[:200]}。" if note.strip() else ""
         await self._post(ticket_id, "system", END_SUMMARY.format(note=summary))
         return await self.get(ticket_id)
 
-    async def _finish(self, ticket_id: str, state: TicketState, why: str) -> None:
+    async def _finish(self, ticket_id: str, state: TicketState, why: str, signal: bool = True) -> None:
         """Leaves the queue and releases the sender in one transaction with the routing check."""
         ticket = await self.get(ticket_id)
         if not ticket:
@@ -215,6 +213,8 @@ class HandoffDesk:
                     break
                 except WatchError:
                     continue
+        if signal:
+            await self._signal(ticket_id)
         logger.info("handoff.ticket.%s ticket=%s", why, ticket_id)
 
     # --- the chat between citizen and staff ---
@@ -252,6 +252,24 @@ class HandoffDesk:
         reply = await self._r.xread({keys.handoff_messages(ticket_id): after}, block=block_ms)
         return [{"id": mid, **fields} for _stream, entries in reply or [] for mid, fields in entries]
 
+    async def _signal(self, ticket_id: str) -> None:
+        """Wakes the citizen's socket (see `updates`) at once when the ticket changes state."""
+        await self._r.xadd(keys.handoff_events(ticket_id), {"changed": "1"}, maxlen=8, approximate=True)
+        await self._r.expire(keys.handoff_events(ticket_id), keys.HANDOFF_TICKET_TTL_S)
+
+    async def updates(self, ticket_id: str, after: str, after_event: str, block_ms: int) -> tuple[list[dict[str, str]], str]:
+        """Waits for a chat message or a state change: a call starts as soon as staff accept, not at the next poll.
+        Returns the messages after `after` and the id of the last state-change event seen."""
+        streams = {keys.handoff_messages(ticket_id): after, keys.handoff_events(ticket_id): after_event}
+        reply = await self._r.xread(streams, block=block_ms)
+        messages = []
+        for stream, entries in reply or []:
+            if stream == keys.handoff_events(ticket_id):
+                after_event = entries[-1][0]
+            else:
+                messages.extend({"id": mid, **fields} for mid, fields in entries)
+        return messages, after_event
+
     # --- room tokens ---
     async def issue_room_token(self, ticket: Ticket, role: str) -> str:
         token = secrets.token_urlsafe(24)
@@ -259,92 +277,15 @@ class HandoffDesk:
         await self._r.set(keys.video_room_token(token), value, ex=self._s.video_room_token_ttl_s)
         return token
 
+    async def peek_room_token(self, token: str) -> Optional[dict[str, Any]]:
+        """Reads a grant without using it up: the gateway routes the offer, the media node redeems it."""
+        raw = await self._r.get(keys.video_room_token(token))
+        return json.loads(raw) if raw else None
+
     async def redeem_room_token(self, token: str) -> Optional[dict[str, Any]]:
         """Single use: the token is deleted by the read that accepts it."""
         raw = await self._r.getdel(keys.video_room_token(token))
         return json.loads(raw) if raw else None
-
-    # --- offers, staff hours and appointments ---
-    async def mark_offered(self, sender_id: str) -> bool:
-        """True the first time only, so an elder-mode sender is offered video once a day."""
-        return bool(await self._r.set(keys.handoff_offered(sender_id), "1", nx=True, ex=24 * 3600))
-
-    def is_open(self) -> bool:
-        return schedule.is_open(self.now(), self._s.handoff_staff_hours, self._s.handoff_staff_days)
-
-    async def should_book(self) -> bool:
-        if not self.is_open():
-            return True
-        queued = await self._r.zcard(keys.handoff_queue())
-        return await self.eta_s(queued + 1) > self._s.handoff_max_wait_s
-
-    async def free_slots(self, count: int = 3) -> list[dict[str, str]]:
-        now, found = self.now(), []
-        for slot in schedule.slots(now, self._s.handoff_staff_hours, self._s.handoff_staff_days,
-                                   self._s.handoff_slot_minutes):
-            if await self._r.scard(keys.handoff_bookings(slot.isoformat())) < self._s.handoff_slot_capacity:
-                found.append({"slot": slot.isoformat(), "label": schedule.slot_label(slot, now)})
-            if len(found) == count:
-                break
-        return found
-
-    async def book(self, sender_id: str, slot_iso: str) -> str:
-        """Books a real, free slot for the sender; returns its label for the confirmation."""
-        try:
-            slot = dt.datetime.fromisoformat(slot_iso)
-        except ValueError:
-            raise HandoffError("预约时间格式不正确，请重新选择。")
-        now = self.now()
-        valid = {s.isoformat() for _, s in zip(range(200), schedule.slots(
-            now, self._s.handoff_staff_hours, self._s.handoff_staff_days, self._s.handoff_slot_minutes))}
-        if slot.isoformat() not in valid:
-            raise HandoffError("该时段不可预约，请选择列出的时段。")
-        key = keys.handoff_bookings(slot.isoformat())
-        if await self._r.scard(key) >= self._s.handoff_slot_capacity and not await self._r.sismember(key, sender_id):
-            raise HandoffError("该时段已约满，请选择其他时段。")
-        await self._r.sadd(key, sender_id)
-        await self._r.expire(key, int(slot.timestamp() - self._clock()) + 24 * 3600)
-        logger.info("handoff.appointment.booked sender=%s slot=%s", sender_id, slot.isoformat())
-        return schedule.slot_label(slot, now)
-
-    # --- audit and figures ---
-    async def audit_recording(self, ticket: Ticket, sha256: str, size_bytes: int, file_name: str) -> str:
-        """Puts the recording's hash into the core's audit hash chain; if the core cannot be
-        reached, into the gateway's redis stream, so the hash is never lost."""
-        record = {"actor": ticket.staff or "system", "action": "video.recording", "subject": ticket.id,
-                  "outcome": f"sha256={sha256} bytes={size_bytes} file={file_name}"}
-        try:
-            async with httpx.AsyncClient(timeout=self._s.health_timeout_s) as client:
-                resp = await client.post(f"{self._s.core_url}/audit/records", json=record, headers={
-                    "Authorization": f"Bearer {self._s.core_api_token.get_secret_value()}"})
-                resp.raise_for_status()
-                return f"core:{resp.json()['seq']}"
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            logger.warning("handoff.audit.core_unavailable ticket=%s error=%s", ticket.id, type(exc).__name__)
-        return await self._r.xadd(keys.audit_video(), {**record, "at_ms": str(self._ms())})
-
-    async def record_turn(self, sender_id: str, text: str, unanswered: bool) -> None:
-        day = self._day()
-        async with self._r.pipeline(transaction=False) as p:
-            p.sadd(keys.stats_senders(day), sender_id)
-            p.expire(keys.stats_senders(day), keys.STATS_TTL_S)
-            if unanswered:
-                p.zincrby(keys.stats_unanswered(day), 1, mask_text(text)[:60])
-                p.expire(keys.stats_unanswered(day), keys.STATS_TTL_S)
-            await p.execute()
-
-    async def today(self) -> dict[str, Any]:
-        day = self._day()
-        counters = await self._r.hgetall(keys.stats_day(day))
-        chats = await self._r.scard(keys.stats_senders(day))
-        handoffs, accepted = int(counters.get("handoffs", 0)), int(counters.get("accepted", 0))
-        wait_total = int(counters.get("wait_ms_total", 0))
-        top = await self._r.zrevrange(keys.stats_unanswered(day), 0, 9, withscores=True)
-        return {"day": day, "chats": chats, "handoffs": handoffs, "accepted": accepted,
-                "average_wait_s": round(wait_total / accepted / 1000, 1) if accepted else None,
-                "containment_rate": round(1 - min(handoffs, chats) / chats, 3) if chats else None,
-                "waiting_now": await self._r.zcard(keys.handoff_queue()),
-                "top_unanswered": [{"text": t, "count": int(c)} for t, c in top]}
 
     def _day(self) -> str:
         return self.now().date().isoformat()

@@ -45,6 +45,11 @@ def handoff_messages(ticket_id: str) -> str:
     return f"anju:handoff:messages:{ticket_id}"
 
 
+def handoff_events(ticket_id: str) -> str:
+    """Short stream of a ticket's state changes; it only wakes the citizen's socket, so it holds no data."""
+    return f"anju:handoff:events:{ticket_id}"
+
+
 def staff_online() -> str:
     """Sorted set: staff username -> last heartbeat (s); staff seen in the last minute count as online."""
     return "anju:staff:online"
@@ -95,3 +100,22 @@ def stats_senders(day: str) -> str:
 def stats_unanswered(day: str) -> str:
     """Sorted set: masked question text -> times the bot could not answer it that day."""
     return f"anju:stats:unanswered:{day}"
+
+
+# --- media nodes (gateway/handoff_nodes.py) ---
+VIDEO_NODE_TTL_S = 10
+
+
+def video_nodes() -> str:
+    """Sorted set: media node id -> last heartbeat (s); a node silent for VIDEO_NODE_TTL_S is dead."""
+    return "anju:video:nodes"
+
+
+def video_node(node_id: str) -> str:
+    """Hash with one media node's signaling URL and its number of open rooms (expires with the node)."""
+    return f"anju:video:node:{node_id}"
+
+
+def video_room_node(room_id: str) -> str:
+    """The media node that hosts a room: every peer of the room goes there (room affinity)."""
+    return f"anju:video:room_node:{room_id}"

@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     video_height: int = 480
     video_fps: int = 15
     video_loopback_ice: bool = False  # tests only: offer 127.0.0.1 candidates
+    # Forward the browsers' VP8/Opus instead of decoding and re-encoding (video.passthrough): ~6x less CPU.
+    video_relay_encoded: bool = True
+    # Media on separate node processes (python -m gateway.handoff_node) found through redis, not in the gateway.
+    video_media_nodes: bool = False
+    video_node_host: str = "127.0.0.1"
+    video_node_token: SecretStr = SecretStr("dev-video-node-token")
+    video_node_heartbeat_s: float = 2.0
+    video_node_timeout_s: float = 10.0
     staff_accounts: list[StaffAccount] = DEV_STAFF_ACCOUNTS
     staff_session_ttl_s: int = 8 * 3600
 
@@ -82,6 +90,8 @@ class Settings(BaseSettings):
             if any(a.username in dev_names or a.totp_secret.get_secret_value() in dev_secrets
                    for a in self.staff_accounts):
                 raise ValueError("STAFF_ACCOUNTS must replace the demo staff accounts in production")
+            if self.video_node_token.get_secret_value().startswith("dev-"):
+                raise ValueError("VIDEO_NODE_TOKEN must be set to a real secret in production")
             if self.video_loopback_ice:
                 raise ValueError("VIDEO_LOOPBACK_ICE is for tests only")
         return self

@@ -70,6 +70,7 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     env_overrides: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
+    media_nodes: int = 0  # media node processes (gateway.handoff_node); 0 keeps media in the gateway
 
     def __post_init__(self) -> None:
         if not Path(self.model_path).is_file():  # rasa silently loads another model otherwise
@@ -106,6 +107,30 @@ class Stack:
                                 "--host", "127.0.0.1", "--port", str(p.gateway)],
                     self.urls["gateway"] + "/healthz", 60),
         ]}
+        if self.media_nodes:
+            self.add_media_nodes(self.media_nodes)
+
+    def add_media_nodes(self, count: int) -> list[str]:
+        """Adds media node processes, started before the gateway, and points the gateway at them.
+        On a running stack, start the returned names and restart the gateway."""
+        app_py = str(self.app_venv / "bin" / "python")
+        names = []
+        for _ in range(count):
+            name, port = f"media-{sum(n.startswith('media-') for n in self.services)}", free_port()
+            self.services[name] = Service(name, [app_py, "-m", "gateway.handoff_node", "--port", str(port)],
+                                          f"http://127.0.0.1:{port}/healthz", 60)
+            names.append(name)
+        gateway = self.services.pop("gateway")
+        self.services["gateway"] = gateway  # keep the gateway last: it routes calls to the nodes
+        self.env_overrides["VIDEO_MEDIA_NODES"] = "true"
+        return names
+
+    def remove_media_nodes(self) -> None:
+        """Stops and drops every media node; restart the gateway afterwards to host media itself again."""
+        for name in [n for n in self.services if n.startswith("media-")]:
+            self.stop_one(name)
+            del self.services[name]
+        self.env_overrides.pop("VIDEO_MEDIA_NODES", None)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -243,6 +268,8 @@ def main() -> int:
     say = lambda m: print(m, flush=True)  # noqa: E731 - the CLI's progress lines go to the terminal
     ports = Ports(redis=int(os.environ.get("ANJU_REDIS_PORT", 6390)))
     stack = stack_from_env(Path(args.data_dir), ports)
+    if int(os.environ.get("ANJU_MEDIA_NODES", "0")):  # e.g. one media node per core
+        stack.add_media_nodes(int(os.environ["ANJU_MEDIA_NODES"]))
     stopping = False
 
     def on_signal(signum, frame):

@@ -44,8 +44,11 @@ def sha256_of(path: Path) -> str:
 
 class SessionRecorder:
     def __init__(self, path: Path, width: int = 640, height: int = 480, fps: int = 15,
-                 video_bitrate: int = 400_000):
+                 video_bitrate: int = 400_000, encoded: bool = False):
+        """With encoded=True the tracks carry VP8/Opus packets (video.passthrough) that are muxed as they are."""
         self.path = path
+        self._encoded = encoded
+        self._keyframe_seen: set[int] = set()
         self._width, self._height, self._fps, self._bitrate = width, height, fps, video_bitrate
         self._container = None
         self._streams: list = []
@@ -78,7 +81,26 @@ class SessionRecorder:
                 frame = await track.recv()
             except MediaStreamError:
                 return
-            await loop.run_in_executor(self._worker, self._write, track.kind, stream, frame)
+            if self._encoded:
+                # Muxing a packet takes microseconds; a hop to the worker thread and back can wait a GIL
+                # switch interval (5 ms) each way, which fell behind ~150 packets/s on a loaded machine.
+                self._mux(track.kind, stream, frame)
+            else:
+                await loop.run_in_executor(self._worker, self._write, track.kind, stream, frame)
+
+    def _mux(self, kind: str, stream, packet) -> None:
+        """Copies the packet (the relay shares it with a sender) and muxes it; video starts at a keyframe."""
+        if kind == "video" and stream.index not in self._keyframe_seen:
+            if not packet.is_keyframe:
+                return
+            self._keyframe_seen.add(stream.index)
+        out = av.Packet(bytes(packet))
+        out.pts = out.dts = packet.pts
+        out.time_base, out.stream, out.is_keyframe = packet.time_base, stream, packet.is_keyframe
+        try:
+            self._container.mux(out)
+        except (av.FFmpegError, ValueError) as exc:
+            logger.warning("video.recording.packet_dropped kind=%s error=%s", kind, exc)
 
     def _write(self, kind: str, stream, frame) -> None:
         try:
@@ -93,7 +115,7 @@ class SessionRecorder:
 
     def _close(self) -> None:
         try:
-            for stream in self._streams:
+            for stream in [] if self._encoded else self._streams:
                 for packet in stream.encode(None):
                     self._container.mux(packet)
         except (av.FFmpegError, ValueError) as exc:
@@ -103,8 +125,11 @@ class SessionRecorder:
         except (av.FFmpegError, ValueError, OSError) as exc:
             raise RecordingError(f"could not close {self.path.name}: {exc}") from exc
 
-    async def stop(self) -> Recording:
-        """Flushes and closes the file, then hashes it (in a thread: files can be large)."""
+    async def stop(self, drain_s: float = 2.0) -> Recording:
+        """Writes what is still queued (the tracks have ended), flushes and closes the file, then hashes
+        it (in a thread: files can be large)."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=drain_s)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

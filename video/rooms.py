@@ -16,6 +16,7 @@ from typing import Awaitable, Callable, Optional
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 
+from video import passthrough
 from video.recording import Recording, RecordingError, SessionRecorder
 from video.tracks import SwitchableTrack
 
@@ -23,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 ROLES = ("citizen", "staff")
 KINDS = ("audio", "video")
+MAX_VIDEO_KBPS = 600  # what a browser may send in a relayed-as-is room: ~4.5 MB per minute and stream at most
 PeerLost = Callable[[str, str], Awaitable[None]]
 
 
@@ -44,20 +46,29 @@ def other_role(role: str) -> str:
 
 class Room:
     def __init__(self, room_id: str, ice_servers: list[RTCIceServer], record_path: Optional[Path],
-                 on_peer_lost: Optional[PeerLost] = None, width: int = 640, height: int = 480, fps: int = 15):
+                 on_peer_lost: Optional[PeerLost] = None, width: int = 640, height: int = 480, fps: int = 15,
+                 relay_encoded: bool = False):
+        """relay_encoded: forward the browsers' VP8/Opus as they are (video.passthrough) instead of
+        decoding and re-encoding every stream; frames are then never skipped, as that would break decoding."""
         self.room_id = room_id
+        self._encoded = relay_encoded
+        self.max_video_kbps = MAX_VIDEO_KBPS
+        self._receivers: dict[tuple[str, str], object] = {}
         self._ice_servers = ice_servers
         self._on_peer_lost = on_peer_lost
         self.created_at = time.monotonic()
         self.sources = {(r, k): SwitchableTrack(k, self.created_at) for r in ROLES for k in KINDS}
         self._relay = MediaRelay()
         self.peers: dict[str, RTCPeerConnection] = {}
-        self._recorder = SessionRecorder(record_path, width, height, fps) if record_path else None
+        self._recorder = SessionRecorder(record_path, width, height, fps, encoded=relay_encoded) if record_path else None
         if self._recorder:
-            # Video to the recorder is unbuffered: if encoding falls behind it skips frames, never piles them up.
-            self._recorder.start([self._relay.subscribe(self.sources[(r, k)], buffered=k == "audio")
+            # Decoded video to the recorder is unbuffered: if encoding falls behind it skips frames, never piles them up.
+            self._recorder.start([self._relay.subscribe(self.sources[(r, k)], buffered=self._buffered(k))
                                   for r in ROLES for k in KINDS])
         self.closed = False
+
+    def _buffered(self, kind: str) -> bool:
+        return kind == "audio" or self._encoded
 
     def has_peer(self, role: str) -> bool:
         pc = self.peers.get(role)
@@ -75,12 +86,20 @@ class Room:
 
         @pc.on("track")
         def on_track(track) -> None:
+            if self._encoded:
+                receiver = next(t.receiver for t in pc.getTransceivers() if t.receiver.track is track)
+                passthrough.mark(receiver)
+                self._receivers[(role, track.kind)] = receiver
             self.sources[(role, track.kind)].set_source(track)
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
             logger.info("video.peer.state room=%s role=%s state=%s", self.room_id, role, pc.connectionState)
-            if pc.connectionState == "failed" and self.peers.get(role) is pc:
+            if pc.connectionState == "connected" and self._encoded:
+                # The other browser has been sending for a while: ask it for a keyframe this peer can start from.
+                await passthrough.request_keyframe(self._receivers.get((other_role(role), "video")))
+            # "closed" while still our peer means the far end hung up (DTLS close_notify): a drop too.
+            if pc.connectionState in ("failed", "closed") and self.peers.get(role) is pc:
                 await self._drop(role, pc)
 
         try:
@@ -90,13 +109,20 @@ class Room:
                 raise ValueError("the offer has no audio or video section")
             for kind in KINDS:
                 if kind in offered:
-                    buffered = kind == "audio"
-                    pc.addTrack(self._relay.subscribe(self.sources[(other_role(role), kind)], buffered=buffered))
+                    source = (other_role(role), kind)
+                    sender = pc.addTrack(self._relay.subscribe(self.sources[source], buffered=self._buffered(kind)))
+                    if self._encoded:
+                        passthrough.forward_keyframe_requests(sender, lambda s=source: self._receivers.get(s))
+            if self._encoded:
+                for transceiver in pc.getTransceivers():
+                    passthrough.keep_relayable_codecs(transceiver)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:  # aiortc raises many types for bad SDP; all mean "this offer failed"
             await self._close_peer(role, pc)
             raise BadOffer(f"offer rejected: {type(exc).__name__}: {exc}") from exc
         logger.info("video.peer.joined room=%s role=%s kinds=%s", self.room_id, role, ",".join(sorted(offered)))
+        if self._encoded:
+            return RTCSessionDescription(passthrough.cap_video_bitrate(pc.localDescription.sdp, self.max_video_kbps), "answer")
         return pc.localDescription
 
     async def _close_peer(self, role: str, pc: RTCPeerConnection) -> None:
@@ -131,11 +157,15 @@ class RoomRegistry:
     """All rooms of this media process; the app creates one and closes it at shutdown."""
 
     def __init__(self, ice_servers: list[RTCIceServer], recordings_dir: Optional[Path],
-                 on_peer_lost: Optional[PeerLost] = None, width: int = 640, height: int = 480, fps: int = 15):
+                 on_peer_lost: Optional[PeerLost] = None, width: int = 640, height: int = 480, fps: int = 15,
+                 relay_encoded: bool = False):
         self._ice_servers = ice_servers
         self._dir = recordings_dir
         self._on_peer_lost = on_peer_lost
         self._size = (width, height, fps)
+        self._encoded = relay_encoded
+        if relay_encoded:
+            passthrough.install()
         self._rooms: dict[str, Room] = {}
 
     def __len__(self) -> int:
@@ -155,7 +185,8 @@ class RoomRegistry:
         """Returns the room, creating it (and starting its recording) on first use."""
         if room_id not in self._rooms:
             path = self._dir / f"{room_id}.webm" if self._dir else None
-            self._rooms[room_id] = Room(room_id, self._ice_servers, path, self._peer_lost, *self._size)
+            self._rooms[room_id] = Room(room_id, self._ice_servers, path, self._peer_lost, *self._size,
+                                        relay_encoded=self._encoded)
             logger.info("video.room.opened room=%s recording=%s", room_id, bool(path))
         return self._rooms[room_id]
 

@@ -17,6 +17,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 VIDEO_CLOCK = 90_000
 AUDIO_RATE = 48_000
 AUDIO_GAP_S = 0.25
+OPUS_PACKET_SAMPLES = 960
 
 
 class SwitchableTrack(MediaStreamTrack):
@@ -68,12 +69,13 @@ class SwitchableTrack(MediaStreamTrack):
         if self.kind == "video":
             pts = max(int(elapsed * VIDEO_CLOCK), self._next_pts)
             frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-            self._next_pts = pts + 1
+            self._next_pts = pts + VIDEO_CLOCK // 1000  # webm keeps ms: two frames never share one
         else:
             wall = int(elapsed * AUDIO_RATE)
             # Contiguous while audio flows; jump ahead after a gap (peer away) so sound stays in step.
             pts = wall if wall - self._next_pts > AUDIO_GAP_S * AUDIO_RATE else self._next_pts
             frame.time_base = fractions.Fraction(1, AUDIO_RATE)
-            self._next_pts = pts + frame.samples
+            # A passthrough packet (video.passthrough) has no sample count: Opus from browsers is 20 ms.
+            self._next_pts = pts + getattr(frame, "samples", OPUS_PACKET_SAMPLES)
         frame.pts = pts
         return frame

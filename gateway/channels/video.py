@@ -1,21 +1,21 @@
 """Citizen side of the video handoff: queue API and WebSocket, appointments, one-POST signaling.
 
-Also holds the two objects the app wires in: HandoffHook (Conversation's handoff hook: acts on
-the bot's handoff payloads and routes a handed-off sender's messages to staff) and VideoService
-(rooms <-> tickets: single-use room tokens, recording hash to the audit log, staff drops).
+Also holds HandoffHook, which the app wires into Conversation: it acts on the bot's handoff
+payloads and routes a handed-off sender's messages to staff. The media side (rooms <-> tickets)
+is gateway.handoff_media: in this process or on media nodes.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 
 from gateway.conversation import BotMessage, Button, validate_sender_id
 from gateway.handoff import HandoffDesk, HandoffError, Ticket, TicketState
-from video.rooms import BadOffer, RoomNotFound, RoomRegistry
+from gateway.handoff_media import VideoServiceBase
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["video"])
@@ -76,70 +76,7 @@ async def queued_payload(desk: HandoffDesk, ticket: Ticket) -> dict[str, Any]:
             "position": position, "eta_s": await desk.eta_s(position)}
 
 
-class VideoService:
-    """Ties media rooms to tickets; one per media process (in the gateway process for now)."""
-
-    def __init__(self, desk: HandoffDesk, rooms: RoomRegistry, staff_reconnect_s: float,
-                 browser_ice_servers: Optional[list[dict[str, Any]]] = None):
-        self.desk = desk
-        self.browser_ice_servers = browser_ice_servers or []  # RTCPeerConnection config for both browsers
-        self.rooms = rooms
-        self._reconnect_s = staff_reconnect_s
-        self._tickets: dict[str, str] = {}  # room id -> ticket id
-        self._watchers: set[asyncio.Task] = set()
-
-    async def answer(self, token: str, sdp: str, sdp_type: str) -> dict[str, str]:
-        grant = await self.desk.redeem_room_token(token)
-        if grant is None:
-            raise HTTPException(status_code=403, detail="视频通话凭证无效或已使用，请重新发起连接。")
-        ticket = await self.desk.get(grant["ticket_id"])
-        if ticket is None or ticket.state != TicketState.ACTIVE or ticket.room_id != grant["room_id"]:
-            raise HTTPException(status_code=409, detail="这次视频服务已经结束。")
-        self._tickets[ticket.room_id] = ticket.id
-        try:
-            answer = await self.rooms.open(ticket.room_id).join(grant["role"], sdp, sdp_type)
-        except BadOffer as exc:
-            logger.warning("video.offer.rejected room=%s role=%s error=%s", ticket.room_id, grant["role"], exc)
-            raise HTTPException(status_code=400, detail="视频连接参数不正确，请刷新页面后重试。")
-        return {"sdp": answer.sdp, "type": answer.type}
-
-    async def close(self, ticket: Ticket) -> None:
-        """Ends the media of a ticket; the recording's hash goes to the audit log."""
-        self._tickets.pop(ticket.room_id, None)
-        recording = await self.rooms.close(ticket.room_id) if ticket.room_id else None
-        if recording is not None:
-            entry = await self.desk.audit_recording(ticket, recording.sha256, recording.size_bytes, recording.path.name)
-            logger.info("video.recording.audited ticket=%s sha256=%s bytes=%d entry=%s",
-                        ticket.id, recording.sha256, recording.size_bytes, entry)
-
-    async def on_peer_lost(self, room_id: str, role: str) -> None:
-        if role == "staff":
-            task = asyncio.ensure_future(self._staff_gone(room_id))
-            self._watchers.add(task)
-            task.add_done_callback(self._watchers.discard)
-
-    async def _staff_gone(self, room_id: str) -> None:
-        """Staff get a grace period to rejoin; after that the citizen goes back to the front of the queue."""
-        await asyncio.sleep(self._reconnect_s)
-        ticket_id = self._tickets.get(room_id)
-        try:
-            room = self.rooms.get(room_id)
-        except RoomNotFound:
-            return
-        if room.has_peer("staff") or ticket_id is None:
-            return
-        ticket = await self.desk.get(ticket_id)
-        if ticket and ticket.state == TicketState.ACTIVE:
-            await self.close(ticket)
-            await self.desk.requeue_front(ticket_id)
-
-    async def aclose(self) -> None:
-        for task in self._watchers:
-            task.cancel()
-        await self.rooms.close_all()
-
-
-def _service(request_or_ws) -> VideoService:
+def _service(request_or_ws) -> VideoServiceBase:
     return request_or_ws.app.state.video
 
 
@@ -225,7 +162,7 @@ async def handoff_socket(websocket: WebSocket, ticket_id: str) -> None:
         await websocket.close(code=WS_INTERNAL)
 
 
-async def _read_citizen(websocket: WebSocket, service: VideoService, ticket: Ticket, wants_call: asyncio.Event) -> None:
+async def _read_citizen(websocket: WebSocket, service: VideoServiceBase, ticket: Ticket, wants_call: asyncio.Event) -> None:
     while True:
         frame = json.loads(await websocket.receive_text())
         kind = frame.get("type") if isinstance(frame, dict) else None
@@ -237,10 +174,11 @@ async def _read_citizen(websocket: WebSocket, service: VideoService, ticket: Tic
             await websocket.send_json({"type": "error", "text": "消息格式错误。"})
 
 
-async def _push_citizen(websocket: WebSocket, service: VideoService, ticket_id: str, wants_call: asyncio.Event) -> None:
-    desk, after, last_status, called_room = service.desk, "0", None, ""
+async def _push_citizen(websocket: WebSocket, service: VideoServiceBase, ticket_id: str, wants_call: asyncio.Event) -> None:
+    desk, after, after_event, last_status, called_room = service.desk, "0", "0", None, ""
     while True:
-        for message in await desk.messages(ticket_id, after, block_ms=1000):
+        messages, after_event = await desk.updates(ticket_id, after, after_event, block_ms=1000)
+        for message in messages:
             after = message["id"]
             await websocket.send_json({"type": "message", **message})
         ticket = await desk.get(ticket_id)

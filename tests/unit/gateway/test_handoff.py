@@ -183,3 +183,30 @@ async def test_todays_figures(redis):
     assert figures["chats"] == 4 and figures["handoffs"] == 1
     assert figures["average_wait_s"] == 90.0 and figures["containment_rate"] == 0.75
     assert figures["top_unanswered"] == [{"text": "我的身份证340***********1234怎么办", "count": 2}]
+
+
+async def test_the_citizens_socket_wakes_as_soon_as_staff_accept(redis):
+    desk, _ = make_desk(redis)
+    t = await desk.enqueue("web-a", priority=False, reason="request")
+    _, seen = await desk.updates(t.id, "0", "0", block_ms=10)
+    waiting = asyncio.ensure_future(desk.updates(t.id, "0", seen, block_ms=5000))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await desk.accept(t.id, "s1")
+    messages, _ = await asyncio.wait_for(waiting, timeout=1)
+    assert messages == []
+
+
+async def test_a_socket_woken_by_the_end_finds_the_summary_already_there(redis):
+    desk, _ = make_desk(redis)
+    t = await desk.accept((await desk.enqueue("web-a", priority=False, reason="request")).id, "s1")
+    _, seen = await desk.updates(t.id, "0", "0", block_ms=10)
+    last = (await desk.messages(t.id) or [{"id": "0"}])[-1]["id"]
+
+    async def socket():  # what the citizen's socket does when it wakes: read the messages, then close
+        await desk.updates(t.id, last, seen, block_ms=5000)
+        return await desk.messages(t.id, last)
+    woken = asyncio.ensure_future(socket())
+    await asyncio.sleep(0.05)
+    await desk.end(t.id, "s1", "已办结")
+    assert any("已办结" in m["text"] for m in await asyncio.wait_for(woken, timeout=1))

@@ -8,6 +8,7 @@ import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
+from video import passthrough
 from video.loopback import allow_loopback_candidates
 from video.rooms import BadOffer, RoomRegistry
 
@@ -109,3 +110,43 @@ async def test_a_garbage_offer_is_refused_and_leaves_no_peer_behind():
         await room.join("citizen", "v=0\r\nthis is not sdp\r\n", "offer")
     assert room.peers == {}
     await registry.close_all()
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")
+async def test_an_encoded_relay_forwards_media_both_ways_and_records_it_without_re_encoding(tmp_path):
+    registry = RoomRegistry([], tmp_path, relay_encoded=True)
+    room = registry.open("room4")
+    citizen, staff = Browser(), Browser()
+    try:
+        await citizen.join(room, "citizen")
+        await staff.join(room, "staff")
+        await wait_for(lambda: min(citizen.received.values()) > 5 and min(staff.received.values()) > 5)
+        assert staff.video_size == (640, 480)
+        # the room got the browsers' packets, not decoded frames, for all four streams
+        assert all(passthrough.is_marked(t.receiver) for pc in room.peers.values() for t in pc.getTransceivers())
+    finally:
+        await citizen.close()
+        await staff.close()
+        recording = await registry.close("room4")
+    info = probe(recording.path)
+    video = [s for s in info["streams"] if s["codec_type"] == "video"]
+    assert [s["codec_name"] for s in video] == ["vp8", "vp8"]
+    assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "audio", "video", "video"]
+    assert float(info["format"]["duration"]) > 0
+    decoded = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                              "stream=nb_read_frames", "-of", "csv=p=0", str(recording.path)], capture_output=True, text=True)
+    assert decoded.stderr == "" and int(decoded.stdout) > 5  # every frame decodes: it starts at a keyframe
+
+
+async def test_an_encoded_relay_asks_browsers_to_cap_their_video_bitrate():
+    registry = RoomRegistry([], None, relay_encoded=True)
+    citizen = Browser()
+    try:
+        await citizen.pc.setLocalDescription(await citizen.pc.createOffer())
+        answer = await registry.open("room5").join("citizen", citizen.pc.localDescription.sdp)
+        audio, video = answer.sdp.split("m=audio")[1].split("m=video")
+        assert "b=AS:600" in video and "b=AS" not in audio
+        await citizen.pc.setRemoteDescription(answer)  # still an answer the browser accepts
+    finally:
+        await citizen.close()
+        await registry.close_all()

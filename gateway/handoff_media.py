@@ -1,0 +1,153 @@
+"""Media for tickets: rooms in this process (VideoService) or on media nodes (NodeVideoService).
+
+Both answer a browser's one-POST offer for a single-use room token, close a ticket's room (the
+recording's hash goes to the audit log) and, where the rooms live, put the citizen back at the
+front of the queue when staff drop for good. The signaling edge translates their HTTPExceptions.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Optional
+
+import httpx
+from fastapi import HTTPException
+
+from gateway.handoff import HandoffDesk, Ticket, TicketState
+from gateway.handoff_nodes import NoMediaNode, NodeDirectory
+from gateway.settings import Settings
+from video.loopback import allow_loopback_candidates
+from video.rooms import BadOffer, RoomNotFound, RoomRegistry, ice_servers_from
+
+logger = logging.getLogger(__name__)
+TOKEN_USED = "视频通话凭证无效或已使用，请重新发起连接。"
+NO_MEDIA = "视频服务暂时不可用，请稍后再试。"
+
+
+def make_rooms(settings: Settings) -> RoomRegistry:
+    """The rooms of one media process, from settings (ICE servers, size, relay mode, recordings)."""
+    if settings.video_loopback_ice:
+        allow_loopback_candidates()
+    ice = ice_servers_from(settings.video_ice_servers, settings.video_ice_username or None,
+                           settings.video_ice_credential.get_secret_value() or None)
+    return RoomRegistry(ice, settings.video_recordings_dir, None, settings.video_width, settings.video_height,
+                        settings.video_fps, relay_encoded=settings.video_relay_encoded)
+
+
+class VideoServiceBase:
+    desk: HandoffDesk
+    browser_ice_servers: list[dict[str, Any]]
+
+    async def answer(self, token: str, sdp: str, sdp_type: str) -> dict[str, str]:
+        raise NotImplementedError
+
+    async def close(self, ticket: Ticket) -> None:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Releases what the service holds at shutdown."""
+
+
+class VideoService(VideoServiceBase):
+    """Ties media rooms to tickets in this process (the gateway's, or a media node's)."""
+
+    def __init__(self, desk: HandoffDesk, rooms: RoomRegistry, staff_reconnect_s: float,
+                 browser_ice_servers: Optional[list[dict[str, Any]]] = None):
+        self.desk = desk
+        self.browser_ice_servers = browser_ice_servers or []  # RTCPeerConnection config for both browsers
+        self.rooms = rooms
+        self._reconnect_s = staff_reconnect_s
+        self._tickets: dict[str, str] = {}  # room id -> ticket id
+        self._watchers: set[asyncio.Task] = set()
+
+    async def answer(self, token: str, sdp: str, sdp_type: str) -> dict[str, str]:
+        grant = await self.desk.redeem_room_token(token)
+        if grant is None:
+            raise HTTPException(status_code=403, detail=TOKEN_USED)
+        ticket = await self.desk.get(grant["ticket_id"])
+        if ticket is None or ticket.state != TicketState.ACTIVE or ticket.room_id != grant["room_id"]:
+            raise HTTPException(status_code=409, detail="这次视频服务已经结束。")
+        self._tickets[ticket.room_id] = ticket.id
+        try:
+            answer = await self.rooms.open(ticket.room_id).join(grant["role"], sdp, sdp_type)
+        except BadOffer as exc:
+            logger.warning("video.offer.rejected room=%s role=%s error=%s", ticket.room_id, grant["role"], exc)
+            raise HTTPException(status_code=400, detail="视频连接参数不正确，请刷新页面后重试。")
+        return {"sdp": answer.sdp, "type": answer.type}
+
+    async def close(self, ticket: Ticket) -> None:
+        """Ends the media of a ticket; the recording's hash goes to the audit log."""
+        self._tickets.pop(ticket.room_id, None)
+        recording = await self.rooms.close(ticket.room_id) if ticket.room_id else None
+        if recording is not None:
+            entry = await self.desk.audit_recording(ticket, recording.sha256, recording.size_bytes, recording.path.name)
+            logger.info("video.recording.audited ticket=%s sha256=%s bytes=%d entry=%s",
+                        ticket.id, recording.sha256, recording.size_bytes, entry)
+
+    async def on_peer_lost(self, room_id: str, role: str) -> None:
+        if role == "staff":
+            task = asyncio.ensure_future(self._staff_gone(room_id))
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
+
+    async def _staff_gone(self, room_id: str) -> None:
+        """Staff get a grace period to rejoin; after that the citizen goes back to the front of the queue."""
+        await asyncio.sleep(self._reconnect_s)
+        ticket_id = self._tickets.get(room_id)
+        try:
+            room = self.rooms.get(room_id)
+        except RoomNotFound:
+            return
+        if room.has_peer("staff") or ticket_id is None:
+            return
+        ticket = await self.desk.get(ticket_id)
+        if ticket and ticket.state == TicketState.ACTIVE:
+            await self.close(ticket)
+            await self.desk.requeue_front(ticket_id)
+
+    async def aclose(self) -> None:
+        for task in self._watchers:
+            task.cancel()
+        await self.rooms.close_all()
+
+
+class NodeVideoService(VideoServiceBase):
+    """The gateway's side when media runs on media nodes: routes each room to its node over HTTP."""
+
+    def __init__(self, desk: HandoffDesk, nodes: NodeDirectory, node_token: str, timeout_s: float,
+                 browser_ice_servers: Optional[list[dict[str, Any]]] = None):
+        self.desk = desk
+        self.nodes = nodes
+        self.browser_ice_servers = browser_ice_servers or []
+        self._http = httpx.AsyncClient(timeout=timeout_s, headers={"Authorization": f"Bearer {node_token}"})
+
+    async def answer(self, token: str, sdp: str, sdp_type: str) -> dict[str, str]:
+        grant = await self.desk.peek_room_token(token)  # the node redeems it; here it only picks the node
+        if grant is None:
+            raise HTTPException(status_code=403, detail=TOKEN_USED)
+        try:
+            node = await self.nodes.node_for(grant["room_id"])
+            resp = await self._http.post(f"{node.url}/node/offer", json={"token": token, "sdp": sdp, "type": sdp_type})
+        except (NoMediaNode, httpx.HTTPError) as exc:
+            logger.error("video.node.unavailable room=%s error=%s", grant["room_id"], type(exc).__name__)
+            raise HTTPException(status_code=503, detail=NO_MEDIA)
+        if resp.status_code != 200:
+            detail = resp.json().get("detail", NO_MEDIA) if resp.headers.get("content-type", "").startswith("application/json") else NO_MEDIA
+            raise HTTPException(status_code=resp.status_code if resp.status_code < 500 else 503, detail=detail)
+        return resp.json()
+
+    async def close(self, ticket: Ticket) -> None:
+        """Asks the room's node to close it; the node audits the recording, as it holds the file."""
+        node = await self.nodes.hosting(ticket.room_id) if ticket.room_id else None
+        if node is None:
+            return
+        try:
+            resp = await self._http.post(f"{node.url}/node/tickets/{ticket.id}/close")
+            resp.raise_for_status()
+        except httpx.HTTPError as exc:
+            logger.error("video.node.close_failed ticket=%s node=%s error=%s", ticket.id, node.node_id, type(exc).__name__)
+            return
+        await self.nodes.forget(ticket.room_id)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

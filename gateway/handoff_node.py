@@ -1,0 +1,107 @@
+"""A media node: one process hosting video rooms behind a small signaling API for the gateway.
+
+`python -m gateway.handoff_node --port 8101` starts one; run one per core. The node announces
+itself in redis with a heartbeat (gateway.handoff_nodes), redeems the room tokens the gateway
+routes to it, records and audits its rooms and requeues a citizen whose staff member dropped.
+Its API is for the gateway only (loopback, bearer token VIDEO_NODE_TOKEN); browsers reach the
+node's media ports directly, as they would reach the gateway's in-process media.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel
+from redis.asyncio import Redis
+
+from gateway.handoff import HandoffDesk
+from gateway.handoff_media import VideoService, make_rooms
+from gateway.handoff_nodes import NodeDirectory
+from gateway.logs import configure_logging
+from gateway.settings import Settings, get_settings
+
+logger = logging.getLogger(__name__)
+
+
+class Offer(BaseModel):
+    token: str
+    sdp: str
+    type: str = "offer"
+
+
+def create_node_app(settings: Settings, port: int) -> FastAPI:
+    node_id = f"{settings.video_node_host}:{port}"
+    url = f"http://{settings.video_node_host}:{port}"
+    expected = settings.video_node_token.get_secret_value()
+
+    async def _gateway_only(request: Request) -> None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not secrets.compare_digest(token, expected):
+            raise HTTPException(status_code=401, detail="media node API: bearer token required")
+
+    gateway_only = [Depends(_gateway_only)]
+
+    async def heartbeat(directory: NodeDirectory, service: VideoService) -> None:
+        while True:
+            try:
+                await directory.heartbeat(node_id, url, len(service.rooms))
+            except OSError as exc:  # redis away for a moment: the next beat tries again
+                logger.warning("video.node.heartbeat_failed node=%s error=%s", node_id, exc)
+            await asyncio.sleep(settings.video_node_heartbeat_s)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+        desk = HandoffDesk(redis, settings)
+        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s)
+        service.rooms.set_peer_lost(service.on_peer_lost)
+        directory = NodeDirectory(redis)
+        app.state.service = service
+        beating = asyncio.ensure_future(heartbeat(directory, service))
+        logger.info("video.node.started node=%s relay_encoded=%s", node_id, settings.video_relay_encoded)
+        try:
+            yield
+        finally:
+            beating.cancel()
+            await directory.leave(node_id)
+            await service.aclose()
+            await redis.aclose()
+
+    app = FastAPI(title="Anju media node", lifespan=lifespan)
+
+    @app.get("/healthz")
+    async def health(request: Request) -> dict:
+        return {"status": "ok", "node": node_id, "rooms": len(request.app.state.service.rooms)}
+
+    @app.post("/node/offer", dependencies=gateway_only)
+    async def offer(body: Offer, request: Request) -> dict:
+        return await request.app.state.service.answer(body.token, body.sdp, body.type)
+
+    @app.post("/node/tickets/{ticket_id}/close", dependencies=gateway_only)
+    async def close(ticket_id: str, request: Request) -> dict:
+        service: VideoService = request.app.state.service
+        ticket = await service.desk.get(ticket_id)
+        if ticket is None:
+            raise HTTPException(status_code=404, detail="unknown ticket")
+        await service.close(ticket)
+        return {"closed": ticket.room_id}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m gateway.handoff_node", description="Run one media node.")
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    settings = get_settings()
+    configure_logging()
+    uvicorn.run(create_node_app(settings, args.port), host=settings.video_node_host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
