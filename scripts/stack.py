@@ -94,8 +94,7 @@ class Stack:
                               "--dir", str(self.data_dir / "redis"), "--appendonly", "yes",
                               "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
                     None, 20, check=self._redis_ok),
-            Service("core", [app_py, "-m", "uvicorn", "fund.api:create_app", "--factory",
-                             "--host", "127.0.0.1", "--port", str(p.core)],
+            Service("core", [app_py, "-m", "fund", "--host", "127.0.0.1", "--port", str(p.core)],
                     self.urls["core"] + "/healthz", 60),
             Service("actions", [rasa_bin, "run", "actions", "--actions", "actions", "--port", str(p.actions)],
                     self.urls["actions"] + "/health", 120),
@@ -103,8 +102,7 @@ class Stack:
                              "--auth-token", self.rasa_token, "-m", str(self.model_path),
                              "--endpoints", "bot/endpoints.yml", "--credentials", "bot/credentials.yml"],
                     None, 240, check=self._rasa_ok),
-            Service("gateway", [app_py, "-m", "uvicorn", "gateway.app:create_app", "--factory",
-                                "--host", "127.0.0.1", "--port", str(p.gateway)],
+            Service("gateway", [app_py, "-m", "gateway", "--host", "127.0.0.1", "--port", str(p.gateway)],
                     self.urls["gateway"] + "/healthz", 60),
         ]}
         if self.media_nodes:
