@@ -62,6 +62,17 @@ def identity_slots(identity: Dict[str, Any]) -> Dict[str, Any]:
     return slots
 
 
+def offer_video_if_needed(identity: Dict[str, Any], tracker: Tracker, dispatcher: CollectingDispatcher) -> Dict[str, Any]:
+    """People aged 60+ or with the disability flag are offered a video session once, right
+    after verification; the dialogue then goes on with what they asked for."""
+    if tracker.get_slot("handoff_offered") or not (identity.get("elderly") or identity.get("disabled")):
+        return {}
+    dispatcher.utter_message(response="utter_handoff_offer")
+    reason = "elderly" if identity.get("elderly") else "disabled"
+    dispatcher.utter_message(json_message={"type": "handoff_offer", "reason": reason})
+    return {"handoff_offered": True}
+
+
 def require_person(tracker: Tracker) -> Optional[str]:
     """The verified person's reference, or None when the citizen must verify first."""
     if tracker.get_slot("verified") is not True:
@@ -120,12 +131,12 @@ class ValidateVerificationForm(FormValidationAction):
         activating = (tracker.active_loop or {}).get("name") != FORM_NAME
         openid = _latest_metadata(tracker).get("wechat_openid")
         if activating and openid and tracker.get_slot("verified") is not True:
-            events = await self._verify_openid(openid, dispatcher)
+            events = await self._verify_openid(openid, dispatcher, tracker)
             if events:
                 return events
         return await super().run(dispatcher, tracker, domain)
 
-    async def _verify_openid(self, openid: str, dispatcher: CollectingDispatcher) -> List[EventType]:
+    async def _verify_openid(self, openid: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
         """A bound WeChat user is verified without typing anything; otherwise the form asks."""
         try:
             identity = await core_client.post("/identity/openid", {"openid": openid})
@@ -137,7 +148,7 @@ class ValidateVerificationForm(FormValidationAction):
             return []
         dispatcher.utter_message(response="utter_verified_wechat", name_masked=identity.get("name_masked", ""))
         logger.info("verification.succeeded via=openid")
-        slots = identity_slots(identity)
+        slots = {**identity_slots(identity), **offer_video_if_needed(identity, tracker, dispatcher)}
         return [SlotSet(k, v) for k, v in slots.items()] + [SlotSet("requested_slot", None)]
 
     async def required_slots(self, domain_slots: List[Text], dispatcher: CollectingDispatcher,
@@ -238,7 +249,7 @@ class ValidateVerificationForm(FormValidationAction):
             return await self._code_refused(exc, dispatcher, tracker)
         dispatcher.utter_message(response="utter_verified", name_masked=identity.get("name_masked", ""))
         logger.info("verification.succeeded via=otp elderly=%s", bool(identity.get("elderly")))
-        return identity_slots(identity)
+        return {**identity_slots(identity), **offer_video_if_needed(identity, tracker, dispatcher)}
 
     async def _code_refused(self, exc: core_client.CoreError, dispatcher: CollectingDispatcher,
                             tracker: Tracker) -> Dict[Text, Any]:

@@ -164,3 +164,20 @@ def test_reset_after_cancel_or_lockout_keeps_nothing(domain):
     assert all(slots[k] is None for k in ("id_number", "person_name", "challenge_id",
                                           "verification_stopped", "pending_transaction", "person_ref"))
     assert slots["verified"] is False
+
+
+def test_an_elderly_citizen_is_offered_video_once_right_after_verification(core, domain):
+    core.on("POST", "/identity/challenges/ch-1/verify", IDENTITY)
+    reply = form_turn(domain, {"id_number": ID, "person_name": "张伟", "challenge_id": "ch-1"},
+                      otp_code="482913")
+    assert "视频" in reply.text and reply.slots()["handoff_offered"] is True
+    again = form_turn(domain, {"id_number": ID, "person_name": "张伟", "challenge_id": "ch-1",
+                               "handoff_offered": True}, otp_code="482913")
+    assert "视频" not in again.text
+
+
+def test_a_younger_citizen_is_not_offered_video(core, domain):
+    core.on("POST", "/identity/challenges/ch-1/verify", {**IDENTITY, "age": 35, "elderly": False})
+    reply = form_turn(domain, {"id_number": ID, "person_name": "张伟", "challenge_id": "ch-1"},
+                      otp_code="482913")
+    assert "视频" not in reply.text and "handoff_offered" not in reply.slots()
