@@ -8,8 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import core_client
-from actions.verification import expired_events, is_expired, require_person, reset_events
+from actions.person_data import get_for_person
 
 logger = logging.getLogger(__name__)
 
@@ -40,20 +39,9 @@ class ActionCheckBalance(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        person_ref = require_person(tracker)
-        if not person_ref:
-            return reset_events()
-        try:
-            account = await core_client.get(f"/persons/{person_ref}/balance")
-        except core_client.CoreUnavailable:
-            dispatcher.utter_message(response="utter_core_unavailable")
-            return []
-        except core_client.CoreError as exc:
-            if is_expired(exc):
-                return expired_events(dispatcher)
-            logger.warning("balance.refused status=%s code=%s", exc.status, core_client.error_code(exc))
-            dispatcher.utter_message(response="utter_core_unavailable")
-            return []
+        account, stop = await get_for_person(tracker, dispatcher, "/persons/{person_ref}/balance", "balance")
+        if account is None:
+            return stop
 
         dispatcher.utter_message(
             response="utter_balance",

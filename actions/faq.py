@@ -2,8 +2,9 @@
 
 The response selector picks the topic (faq/<topic>); the answer text, its city, effective
 date and whether it is verified come from the core's knowledge base, so changing an
-answer or adding a city is a data change. A city given alone ("常州呢") re-answers the
-last topic for that city.
+answer or adding a city is a data change. Follow-ups keep the last topic: a city alone
+("常州呢") re-answers it for that city, "要带什么材料?" asks for its materials and "那二套呢?"
+for its second-home variant (the core picks the sub-answer, falling back to the full one).
 """
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def retrieval_topic(tracker: Tracker) -> Optional[str]:
     return key.split("/", 1)[1]
 
 
+def requested_aspect(tracker: Tracker) -> Optional[str]:
+    """Which part of the topic the latest message asks for: materials, first or second home."""
+    message = tracker.latest_message or {}
+    if (message.get("intent") or {}).get("name") == "ask_materials":
+        return "materials"
+    for entity in message.get("entities") or []:
+        if entity.get("entity") == "house_order" and entity.get("value") in ("first", "second"):
+            return entity["value"]
+    return None
+
+
 class ActionAnswerFaq(Action):
     def name(self) -> Text:
         return "action_answer_faq"
@@ -43,8 +55,9 @@ class ActionAnswerFaq(Action):
             dispatcher.utter_message(response="utter_ask_topic_first")
             return []
         city = tracker.get_slot("city")
+        aspect = requested_aspect(tracker)
         try:
-            answer = await core_client.get(f"/policy/answers/{topic}", params={"city": city})
+            answer = await core_client.get(f"/policy/answers/{topic}", params={"city": city, "aspect": aspect})
         except core_client.CoreError as exc:
             logger.warning("faq.answer.refused topic=%s status=%s", topic, exc.status)
             dispatcher.utter_message(response="utter_default")
@@ -53,5 +66,9 @@ class ActionAnswerFaq(Action):
             dispatcher.utter_message(response=f"utter_faq/{topic}")
             return [SlotSet("faq_topic", topic)]
         dispatcher.utter_message(text=answer["text"], buttons=answer.get("buttons") or None)
-        logger.info("faq.answered topic=%s city=%s verified=%s", topic, answer.get("city"), answer.get("verified"))
-        return [SlotSet("faq_topic", topic)]
+        logger.info("faq.answered topic=%s aspect=%s city=%s verified=%s",
+                    topic, answer.get("aspect"), answer.get("city"), answer.get("verified"))
+        events: List[Dict[Text, Any]] = [SlotSet("faq_topic", topic)]
+        if answer.get("city") and answer["city"] != city:
+            events.append(SlotSet("city", answer["city"]))  # canonical name: 常州市 → 常州
+        return events

@@ -8,8 +8,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import core_client
-from actions.verification import expired_events, is_expired, require_person, reset_events
+from actions.person_data import get_for_person
 
 logger = logging.getLogger(__name__)
 
@@ -35,20 +34,9 @@ class ActionCheckProgress(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        person_ref = require_person(tracker)
-        if not person_ref:
-            return reset_events()
-        try:
-            body = await core_client.get(f"/persons/{person_ref}/applications")
-        except core_client.CoreUnavailable:
-            dispatcher.utter_message(response="utter_core_unavailable")
-            return []
-        except core_client.CoreError as exc:
-            if is_expired(exc):
-                return expired_events(dispatcher)
-            logger.warning("progress.refused status=%s code=%s", exc.status, core_client.error_code(exc))
-            dispatcher.utter_message(response="utter_core_unavailable")
-            return []
+        body, stop = await get_for_person(tracker, dispatcher, "/persons/{person_ref}/applications", "progress")
+        if body is None:
+            return stop
 
         applications = body.get("applications") or []
         if not applications:

@@ -15,9 +15,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions import core_client
 from actions.balance import yuan
-from actions.verification import expired_events, is_expired, require_person, reset_events
+from actions.person_data import get_for_person
 
 logger = logging.getLogger(__name__)
 
@@ -60,21 +59,11 @@ class ActionCheckWithdrawal(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[EventType]:
-        person_ref = require_person(tracker)
-        if not person_ref:
-            return reset_events()
         kind = requested_kind(tracker)
-        try:
-            check = await core_client.get(f"/persons/{person_ref}/withdrawal-check", params={"kind": kind})
-        except core_client.CoreUnavailable:
-            dispatcher.utter_message(response="utter_core_unavailable")
-            return []
-        except core_client.CoreError as exc:
-            if is_expired(exc):
-                return expired_events(dispatcher)
-            logger.warning("withdrawal.refused status=%s code=%s", exc.status, core_client.error_code(exc))
-            dispatcher.utter_message(response="utter_core_unavailable")
-            return []
+        check, stop = await get_for_person(tracker, dispatcher, "/persons/{person_ref}/withdrawal-check",
+                                           "withdrawal", params={"kind": kind})
+        if check is None:
+            return stop
 
         results = check.get("results") or []
         eligible = [r for r in results if r.get("eligible")]
