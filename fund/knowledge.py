@@ -4,6 +4,10 @@ fund/policy/faq/<topic>.yml holds the national answer; fund/policy/cities/<city>
 overrides topics for one city (adding a city is adding a file). Every entry carries an
 effective date, a source and whether it was verified; unverified facts are always sent
 with "以当地公积金中心最新公告为准" so the bot never states them as certain.
+
+Follow-up questions are answered from the same entry: an aspect ("materials" for "要带什么
+材料?", "first"/"second" for "那二套呢?") picks a sub-answer, looked up in the city entry
+first and then in the national one, so a city file only holds what differs.
 """
 from __future__ import annotations
 
@@ -23,12 +27,23 @@ class UnknownTopic(LookupError):
     """No knowledge-base file exists for the requested topic."""
 
 
+ASPECTS = ("materials", "first", "second")
+
+
 class Entry(BaseModel):
     text: str = Field(min_length=1)
     effective_date: dt.date
     verified: bool
     source: str = Field(min_length=1)
     next_step: Optional[str] = None
+    materials: Optional[str] = None
+    variants: dict[str, str] = {}
+
+    def sub_answer(self, aspect: str) -> Optional[str]:
+        """The text for one aspect, or None when this entry does not cover it."""
+        if aspect == "materials":
+            return self.materials
+        return self.variants.get(aspect)
 
 
 class Topic(BaseModel):
@@ -47,6 +62,7 @@ class City(BaseModel):
 class Answer(BaseModel):
     topic: str
     title: str
+    aspect: Optional[str] = None
     city: Optional[str]
     text: str
     verified: bool
@@ -83,27 +99,39 @@ class KnowledgeBase:
         name = name.strip()
         return self._city_by_name.get(name) or self._city_by_name.get(name.removesuffix("市"))
 
-    def answer(self, topic_name: str, city_name: Optional[str] = None) -> Answer:
+    def answer(self, topic_name: str, city_name: Optional[str] = None,
+               aspect: Optional[str] = None) -> Answer:
         topic = self.topics.get(topic_name)
         if topic is None:
             raise UnknownTopic(topic_name)
         city = self.resolve_city(city_name)
-        entry = topic.national
+        candidates = [city.faq[topic_name]] if city and topic_name in city.faq else []
+        candidates.append(topic.national)
+        entry, text = candidates[0], candidates[0].text
+        if aspect in ASPECTS:
+            covering = next((e for e in candidates if e.sub_answer(aspect)), None)
+            if covering is not None:
+                entry, text = covering, covering.sub_answer(aspect) or ""
+            else:
+                aspect = None
+        else:
+            aspect = None
         parts = []
-        if city and topic_name in city.faq:
-            entry = city.faq[topic_name]
+        if city and entry is not topic.national:
             parts.append(f"【{city.name}】")
+        elif city and topic_name in city.faq:
+            parts.append(f"【{city.name}】以下为通行做法，{city.name}的具体要求以当地公积金中心公布为准：")
         elif topic.city_specific and city_name:
-            parts.append(f"暂未收录“{city_name}”的具体规定，以下是全国通行规定：")
-        parts.append(entry.text.strip())
+            parts.append(f"暂未收录“{city.name if city else city_name}”的具体规定，以下是全国通行规定：")
+        parts.append(text.strip())
         parts.append(f"（依据：{entry.source}；自{entry.effective_date:%Y年%-m月%-d日}起适用。）")
         if not entry.verified:
             parts.append(UNVERIFIED_NOTE)
         if topic.city_specific and not city_name:
             parts.append("各城市的具体标准不同，告诉我您在哪个城市缴存（例如：常州、马鞍山），我按当地规定回答。")
-        parts.append(entry.next_step or DEFAULT_NEXT_STEP)
+        parts.append(next((e.next_step for e in (entry, *candidates) if e.next_step), DEFAULT_NEXT_STEP))
         return Answer(
-            topic=topic_name, title=topic.title, city=city.name if city else None,
+            topic=topic_name, title=topic.title, aspect=aspect, city=city.name if city else None,
             text="\n".join(parts), verified=entry.verified,
             effective_date=entry.effective_date, source=entry.source,
         )
