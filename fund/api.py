@@ -92,9 +92,10 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
 
     @app.get("/policy/answers/{topic}", dependencies=[Authorized])
     def policy_answer(topic: str, kb: Knowledge,
-                      city: Annotated[Optional[str], Query(max_length=20)] = None) -> Answer:
+                      city: Annotated[Optional[str], Query(max_length=20)] = None,
+                      aspect: Annotated[Optional[str], Query(max_length=20)] = None) -> Answer:
         try:
-            return kb.answer(topic, city)
+            return kb.answer(topic, city, aspect)
         except UnknownTopic:
             raise HTTPException(status_code=404, detail=f"知识库中没有主题“{topic}”")
 

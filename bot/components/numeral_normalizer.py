@@ -14,7 +14,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import ENTITIES
+from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
 from bot.components.numerals import normalize_entities
@@ -46,5 +46,5 @@ class NumeralNormalizer(GraphComponent):
         for message in messages:
             entities = message.get(ENTITIES)
             if entities:
-                message.set(ENTITIES, normalize_entities(entities), add_to_output=True)
+                message.set(ENTITIES, normalize_entities(entities, message.get(TEXT)), add_to_output=True)
         return messages

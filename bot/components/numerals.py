@@ -130,10 +130,26 @@ def _longest_per_type(entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return sorted(kept, key=lambda e: e.get("start", 0))
 
 
-def normalize_entities(entities: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-    """Numbers for numeric entities, unparseable numeric or uncoded matches dropped, overlaps merged."""
+_NEXT_NUMERAL_STARTS = "十百年个成"
+
+
+def trim_amount_overreach(entity: Dict[str, Any], text: Optional[str]) -> Dict[str, Any]:
+    """"贷款80万二十年": the extractor may tag "80万二" as the amount, but that 二 begins
+    "二十年" (the years), so it is cut off the amount instead of read as 2千."""
+    value, end = entity.get("value"), entity.get("end")
+    if (entity.get("entity") != "amount" or not text or not isinstance(value, str) or len(value) < 2
+            or not isinstance(end, int)):
+        return entity
+    if value[-1] in "一二两三四五六七八九" and text[end:end + 1] and text[end] in _NEXT_NUMERAL_STARTS:
+        return {**entity, "value": value[:-1], "end": end - 1}
+    return entity
+
+
+def normalize_entities(entities: List[Dict[str, Any]], text: Optional[str] = None) -> List[Dict[str, Any]]:
+    """Numbers for numeric entities, unparseable numeric or uncoded matches dropped, overlaps merged.
+    With the message text, an amount that swallowed the first numeral of what follows is trimmed."""
     result = []
-    for entity in _longest_per_type(entities):
+    for entity in _longest_per_type([trim_amount_overreach(e, text) for e in entities]):
         codes = CODES.get(entity.get("entity"))
         if codes is not None and entity.get("value") not in codes:
             logger.debug("nlu.entity.uncoded entity=%s value=%s", entity["entity"], entity.get("value"))

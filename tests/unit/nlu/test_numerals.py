@@ -68,3 +68,20 @@ def test_coded_entities_without_a_known_code_are_dropped():
         {"entity": "withdrawal_type", "start": 8, "end": 10, "value": "rent"},
     ]
     assert [e["value"] for e in normalize_entities(entities)] == ["second", "rent"]
+
+
+def test_an_amount_that_swallowed_the_start_of_the_years_is_trimmed():
+    from bot.components.numerals import normalize_entities
+
+    text = "贷款80万二十年"
+    entities = [{"entity": "amount", "value": "80万二", "start": 2, "end": 6},
+                {"entity": "years", "value": "二十年", "start": 5, "end": 8}]
+    values = {e["entity"]: e["value"] for e in normalize_entities(entities, text)}
+    assert values == {"amount": 800000, "years": 20}
+
+
+def test_a_colloquial_thousands_digit_after_wan_is_kept():
+    from bot.components.numerals import normalize_entities
+
+    entities = [{"entity": "amount", "value": "一万二", "start": 2, "end": 5}]
+    assert normalize_entities(entities, "取了一万二")[0]["value"] == 12000
