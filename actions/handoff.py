@@ -3,7 +3,8 @@
 The action server never touches the queue: it sends the custom payload {"type": "handoff_start"}
 and the gateway queues the citizen (or offers appointment slots outside staff hours). An offer is
 a response with yes/no buttons plus {"type": "handoff_offer"} so the widget can show it big.
-Every fallback also sends {"type": "unanswered"}, which the gateway counts and strips.
+Every unanswered turn (low NLU confidence or out of scope) also sends {"type": "unanswered"},
+which the gateway counts and strips; the second unanswered turn in a row offers a person.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 logger = logging.getLogger(__name__)
 FALLBACKS_BEFORE_OFFER = 2
+UNANSWERED_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
 
 
 def elder_mode(tracker: Tracker) -> bool:
@@ -36,12 +38,13 @@ def priority_reason(tracker: Tracker) -> str:
 
 
 def fallback_streak(tracker: Tracker) -> int:
-    """How many of the latest user messages in a row fell back (low NLU confidence)."""
+    """How many of the latest user messages in a row the bot could not answer
+    (low NLU confidence, or outside the fund's business)."""
     streak = 0
     for event in reversed(tracker.events):
         if event.get("event") != "user":
             continue
-        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") != "nlu_fallback":
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") not in UNANSWERED_INTENTS:
             break
         streak += 1
     return streak
@@ -81,7 +84,8 @@ class ActionOfferHandoff(Action):
 
 
 class ActionHandleFallback(Action):
-    """Says it did not understand; the second time in a row, offers a person instead."""
+    """Says it did not understand (or that the question is outside the fund's business);
+    the second unanswered turn in a row offers a person instead, so nobody is stuck."""
 
     def name(self) -> Text:
         return "action_handle_fallback"
@@ -93,5 +97,6 @@ class ActionHandleFallback(Action):
             dispatcher.utter_message(response="utter_handoff_offer_fallback")
             dispatcher.utter_message(json_message={"type": "handoff_offer", "reason": "fallback"})
             return []
-        dispatcher.utter_message(response="utter_default")
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_default")
         return []
