@@ -1,10 +1,10 @@
+import datetime as dt
+import tempfile
 from pathlib import Path
 
 from fund.id_numbers import make_id_number
 from gateway.privacy import mask_id_number, mask_phone
 from logscan import scan_dir, scan_text
-
-import datetime as dt
 
 VALID_ID = make_id_number("340503", dt.date(1960, 5, 17), 123)
 
@@ -26,7 +26,13 @@ def test_an_18_digit_run_with_a_wrong_checksum_is_not_an_id():
     assert scan_text(f"number {wrong}", Path("a.log")) == []
 
 
-def test_scan_dir_reads_logs_below_the_root(tmp_path):
+def test_scan_dir_reads_logs_below_the_root():
+    # Not pytest's tmp_path: that lies inside the folder the whole run's log scan reads.
+    with tempfile.TemporaryDirectory(prefix="logscan-test-") as tmp:
+        check_scan_dir(Path(tmp))
+
+
+def check_scan_dir(tmp_path: Path) -> None:
     (tmp_path / "log").mkdir()
     (tmp_path / "log" / "gateway.log").write_text("ok\n", encoding="utf-8")
     (tmp_path / "log" / "actions.log").write_text(f"leak {VALID_ID}\n", encoding="utf-8")
