@@ -268,11 +268,7 @@ def main() -> int:
     stack = stack_from_env(Path(args.data_dir), ports)
     if int(os.environ.get("ANJU_MEDIA_NODES", "0")):  # e.g. one media node per core
         stack.add_media_nodes(int(os.environ["ANJU_MEDIA_NODES"]))
-    stopping = False
-
-    def on_signal(signum, frame):
-        nonlocal stopping
-        stopping = True
+    def on_signal(signum, frame):  # SIGTERM stops as cleanly as Ctrl-C
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
