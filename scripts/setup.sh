@@ -100,7 +100,7 @@ ensure_model() {  # trains once per hash of the model's inputs; sets MODEL_PATH
   MODEL_PATH="$CACHE/models/anju-$h.tar.gz"
   export MODEL_PATH
   if [ ! -f "$MODEL_PATH" ]; then
-    step "Training the Rasa model (once per change of config.yml, bot/, nlu_data/; 1-3 minutes)"
+    step "Training the Rasa model (once per change of config.yml, bot/, nlu_data/; 2-12 minutes)"
     mkdir -p "$CACHE/models"
     (cd "$ROOT" && "$RASA_VENV/bin/rasa" train --config config.yml --domain bot/domain \
         --data nlu_data bot/rules bot/stories --out "$CACHE/models" \
