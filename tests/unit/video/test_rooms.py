@@ -48,7 +48,8 @@ class Browser:
         await self.pc.close()
 
 
-async def wait_for(predicate, timeout=10.0):
+async def wait_for(predicate, timeout=30.0):
+    """Media can take several seconds when a DTLS or ICE packet is retransmitted (1 s, 2 s, 4 s back-off)."""
     deadline = asyncio.get_running_loop().time() + timeout
     while not predicate():
         if asyncio.get_running_loop().time() > deadline:
