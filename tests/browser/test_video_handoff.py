@@ -156,6 +156,8 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
 
         staff.wait_for_function("document.getElementById('remote').videoWidth > 0", timeout=20000)
         citizen.wait_for_function("document.getElementById('anju-handoff-remote').videoWidth > 0", timeout=20000)
+        # A real call lasts: let 1.5 s of video play so the recording has something to check.
+        staff.wait_for_function("document.getElementById('remote').currentTime > 1.5", timeout=20000)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             heard = (citizen.evaluate(AUDIO_RECEIVED, citizen.evaluate_handle("window.AnjuHandoff.state.pc")),
