@@ -27,6 +27,12 @@ from actions import core_client
 logger = logging.getLogger(__name__)
 
 FORM_NAME = "verification_form"
+# The core's refusal codes for an ID number that can be fixed by typing it again.
+ID_REFUSALS = {
+    "invalid_id_format": "utter_invalid_id_format",
+    "invalid_id_checksum": "utter_invalid_id_checksum",
+    "token_expired": "utter_id_token_expired",
+}
 ID_TOKEN = re.compile(r"pii_id_[0-9a-f]{16}")
 CLEAR_ID = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 DIGIT_RUN = re.compile(r"[0-9Xx]{8,}")
@@ -171,8 +177,24 @@ class ValidateVerificationForm(FormValidationAction):
         id_number = found.group(0)
         name = tracker.get_slot("person_name")
         if not name:
-            return {"id_number": id_number}
+            return await self._check_id_number(id_number, dispatcher)
         return await self._challenge(id_number, name, dispatcher, tracker)
+
+    async def _check_id_number(self, id_number: str, dispatcher: CollectingDispatcher) -> Dict[Text, Any]:
+        """Rasa sees only a vault token, so the core says at once whether the checksum is right.
+
+        If the core cannot be reached the number is kept: the challenge checks it again later.
+        """
+        try:
+            await core_client.post("/identity/id-numbers/check", {"id_number": id_number})
+        except core_client.CoreUnavailable:
+            logger.warning("verification.id_check.unavailable")
+        except core_client.CoreError as exc:
+            response = ID_REFUSALS.get(core_client.error_code(exc))
+            if response is not None:
+                dispatcher.utter_message(response=response)
+                return {"id_number": None}
+        return {"id_number": id_number}
 
     async def validate_person_name(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
@@ -208,11 +230,7 @@ class ValidateVerificationForm(FormValidationAction):
             if code == "person_not_found":
                 dispatcher.utter_message(response="utter_person_not_found")
                 return {"id_number": None, "person_name": None}
-            response = {
-                "invalid_id_format": "utter_invalid_id_format",
-                "invalid_id_checksum": "utter_invalid_id_checksum",
-                "token_expired": "utter_id_token_expired",
-            }.get(code)
+            response = ID_REFUSALS.get(code)
             if response is None:
                 return _say_unavailable(dispatcher)
             dispatcher.utter_message(response=response)

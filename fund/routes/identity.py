@@ -20,6 +20,10 @@ class ChallengeRequest(BaseModel):
     channel_ref: str = Field(default="unknown", pattern=CHANNEL_REF)
 
 
+class IdNumberCheck(BaseModel):
+    id_number: str = Field(min_length=1, max_length=40, description="18 characters, or a pii_id_ token")
+
+
 class VerifyRequest(BaseModel):
     code: str = Field(min_length=1, max_length=12)
 
@@ -32,6 +36,17 @@ class OpenidRequest(BaseModel):
 def _verified_body(person: VerifiedPerson) -> dict:
     return {"person_ref": person.person_ref, "name_masked": person.name_masked, "age": person.age,
             "elderly": person.elderly, "disabled": person.disabled, "idle_timeout_s": person.idle_timeout_s}
+
+
+@router.post("/id-numbers/check")
+async def check_id_number(body: IdNumberCheck, core: CoreDep) -> dict:
+    """Format and checksum only, so a typo is caught as soon as it is typed, before the name.
+
+    Looks up no person and counts no attempt; the answer says nothing about who exists.
+    """
+    clear = await run_in_threadpool(core.vault.resolve, body.id_number)
+    id_numbers.validate(clear)
+    return {"valid": True}
 
 
 @router.post("/challenges", status_code=201)

@@ -29,10 +29,24 @@ def test_text_without_any_id_asks_for_the_18_characters(core, domain):
     assert "18位" in reply.text and "X" in reply.text
 
 
-def test_id_alone_is_kept_and_the_name_is_asked_next(core, domain):
+def test_id_alone_is_checked_kept_and_the_name_is_asked_next(core, domain):
+    core.on("POST", "/identity/id-numbers/check", {"valid": True})
     reply = form_turn(domain, id_number=f"身份证{ID}")
     assert reply.slots()["id_number"] == ID
-    assert core.calls == []
+    assert core.calls == [("POST", "/identity/id-numbers/check", {"id_number": ID})]
+
+
+def test_wrong_checksum_is_said_right_after_the_id_before_the_name(core, domain):
+    core.refuse("POST", "/identity/id-numbers/check", 422, "invalid_id_checksum")
+    reply = form_turn(domain, id_number=ID)
+    assert reply.slots()["id_number"] is None
+    assert "校验未通过" in reply.text
+
+
+def test_id_is_kept_when_the_core_cannot_check_it_now(core, domain):
+    core.down("POST", "/identity/id-numbers/check")
+    reply = form_turn(domain, id_number=ID)
+    assert reply.slots()["id_number"] == ID and reply.text == ""
 
 
 def test_name_completes_the_pair_and_a_code_is_sent_to_the_masked_phone(core, domain):

@@ -117,6 +117,22 @@ def test_pii_token_is_resolved_and_expired_token_refused(client, demo, redis_sto
     assert gone.json()["detail"]["message"] == "请重新输入身份证号。"
 
 
+def test_id_number_check_catches_typos_without_looking_anyone_up(client, demo, redis_store):
+    person = demo["renter_cz"]
+    check = lambda value: client.post("/identity/id-numbers/check", json={"id_number": value})  # noqa: E731
+    wrong = person.id_number[:17] + ("0" if person.id_number[17] != "0" else "1")
+    redis_store.set("anju:vault:pii_id_00000000000000aa", wrong, ex=1800)
+    refused = check("pii_id_00000000000000aa")
+    assert refused.status_code == 422 and code_of(refused) == "invalid_id_checksum"
+    assert "校验位" in refused.json()["detail"]["message"]
+    assert code_of(check("12345")) == "invalid_id_format"
+    assert code_of(check("pii_id_00000000000000bb")) == "token_expired"
+    # Well-formed but unknown to the core: valid, and nothing reveals whether the person exists.
+    assert check(person.id_number).json() == check("11010519491231002X").json() == {"valid": True}
+    # A checksum error here is not a failed identity attempt: the real challenge still works.
+    assert challenge(client, person).status_code == 201
+
+
 def test_bad_id_numbers_and_unknown_people(client, demo):
     person = demo["renter_cz"]
     checksum = challenge(client, person, id_number=person.id_number[:17] + ("0" if person.id_number[17] != "0" else "1"))
