@@ -15,10 +15,11 @@ from typing import Awaitable, Callable, Optional
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamTrack
 
 from video import passthrough
 from video.recording import Recording, RecordingError, SessionRecorder
-from video.tracks import SwitchableTrack
+from video.tracks import PrivateFrameTrack, SwitchableTrack
 
 logger = logging.getLogger(__name__)
 
@@ -63,12 +64,17 @@ class Room:
         self._recorder = SessionRecorder(record_path, width, height, fps, encoded=relay_encoded) if record_path else None
         if self._recorder:
             # Decoded video to the recorder is unbuffered: if encoding falls behind it skips frames, never piles them up.
-            self._recorder.start([self._relay.subscribe(self.sources[(r, k)], buffered=self._buffered(k))
-                                  for r in ROLES for k in KINDS])
+            self._recorder.start([self._subscribe((r, k)) for r in ROLES for k in KINDS])
         self.closed = False
 
     def _buffered(self, kind: str) -> bool:
         return kind == "audio" or self._encoded
+
+    def _subscribe(self, source: tuple[str, str]) -> MediaStreamTrack:
+        """A new consumer's feed of a source: decoded video comes as its own copies, since each
+        consumer's encoder rewrites the frames it gets (video.tracks.PrivateFrameTrack)."""
+        relayed = self._relay.subscribe(self.sources[source], buffered=self._buffered(source[1]))
+        return PrivateFrameTrack(relayed) if source[1] == "video" and not self._encoded else relayed
 
     def has_peer(self, role: str) -> bool:
         pc = self.peers.get(role)
@@ -110,7 +116,7 @@ class Room:
             for kind in KINDS:
                 if kind in offered:
                     source = (other_role(role), kind)
-                    sender = pc.addTrack(self._relay.subscribe(self.sources[source], buffered=self._buffered(kind)))
+                    sender = pc.addTrack(self._subscribe(source))
                     if self._encoded:
                         passthrough.forward_keyframe_requests(sender, lambda s=source: self._receivers.get(s))
             if self._encoded:

@@ -3,7 +3,8 @@
 Each room has one SwitchableTrack per (role, kind). The other peer's sender and the recorder read
 from it through a MediaRelay; when the peer reconnects, only the source changes. Frames are
 re-stamped on a clock shared by the room, so recordings keep audio and video in step and time
-never runs backwards across a reconnect.
+never runs backwards across a reconnect. Decoded video reaches each consumer as copies of its own
+(PrivateFrameTrack), because encoding a frame changes it.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import time
 from typing import Optional
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from av import VideoFrame
 
 VIDEO_CLOCK = 90_000
 AUDIO_RATE = 48_000
@@ -79,3 +81,45 @@ class SwitchableTrack(MediaStreamTrack):
             self._next_pts = pts + getattr(frame, "samples", OPUS_PACKET_SAMPLES)
         frame.pts = pts
         return frame
+
+
+class PrivateFrameTrack(MediaStreamTrack):
+    """One consumer's feed of a relayed video track, in copies that no other consumer sees.
+
+    MediaRelay hands every subscriber the same frame, and encoding mutates it: PyAV rescales pts
+    and time_base in place to the encoder's time base, on the encoder's thread. The recorder
+    (1/90000) and aiortc's VP8 sender (1/1000000) rewrote each other's timestamps mid-encode,
+    libvpx refused a pts below its first ("pts is smaller than initial pts"), and the sender sent
+    no more video for the rest of the call. All consumers copy on the event loop, so the shared
+    frame is only ever read.
+    """
+
+    kind = "video"
+
+    def __init__(self, relayed: MediaStreamTrack):
+        super().__init__()
+        self._relayed = relayed
+
+    async def recv(self) -> VideoFrame:
+        return copy_of(await self._relayed.recv())
+
+    def stop(self) -> None:
+        super().stop()
+        self._relayed.stop()
+
+
+def copy_of(frame: VideoFrame) -> VideoFrame:
+    """The same picture and timestamp in buffers of its own, as yuv420p (what every encoder here takes)."""
+    picture = frame.reformat(format="yuv420p")
+    copy = VideoFrame(picture.width, picture.height, "yuv420p")
+    for source, target in zip(picture.planes, copy.planes):
+        if source.line_size == target.line_size:
+            target.update(source)
+            continue
+        # The decoder pads its rows its own way (e.g. odd widths): copy each row's pixels, not the padding.
+        pixels_in, pixels_out = memoryview(source), memoryview(target)
+        for row in range(source.height):
+            start_in, start_out = row * source.line_size, row * target.line_size
+            pixels_out[start_out:start_out + source.width] = pixels_in[start_in:start_in + source.width]
+    copy.pts, copy.time_base = frame.pts, frame.time_base
+    return copy

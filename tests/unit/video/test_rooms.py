@@ -75,9 +75,6 @@ def probe(path):
 
 
 @pytest.mark.skipif(shutil.which("ffprobe") is None, reason="needs ffprobe")
-@pytest.mark.xfail(strict=False, reason="known bug, about 1 run in 10: with aiortc stand-in peers the second "
-                   "joiner sometimes gets no decodable video in encoded-relay mode (audio flows); "
-                   "see the closing note. The browser E2E and stack tests cover the same path with Chromium.")
 async def test_both_peers_receive_each_others_media_and_the_session_is_recorded(tmp_path):
     registry = RoomRegistry([], tmp_path)
     room = registry.open("room1")
