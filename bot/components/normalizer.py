@@ -8,36 +8,20 @@ text's length, so entity offsets annotated in training data stay valid.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Text
+from typing import List, Optional, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.components.base import StatelessComponent
 from bot.components.chinese_text import normalize
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
-class ChineseNormalizer(GraphComponent):
+class ChineseNormalizer(StatelessComponent):
     """Rewrites the message text in place: traditional→simplified, full→half width."""
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "ChineseNormalizer":
-        return cls()
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {}
 
     @staticmethod
     def required_packages() -> List[Text]:

@@ -8,35 +8,19 @@ not a loan term), and keeps only the longest of overlapping matches of one entit
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Text
+from typing import List, Text
 
-from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
-from rasa.engine.storage.resource import Resource
-from rasa.engine.storage.storage import ModelStorage
 from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 
+from bot.components.base import StatelessComponent
 from bot.components.numerals import normalize_entities
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class NumeralNormalizer(GraphComponent):
+class NumeralNormalizer(StatelessComponent):
     """Rewrites extracted amount/years/ratio entity values as numbers."""
-
-    @classmethod
-    def create(
-        cls,
-        config: Dict[Text, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> "NumeralNormalizer":
-        return cls()
-
-    @staticmethod
-    def get_default_config() -> Dict[Text, Any]:
-        return {}
 
     @staticmethod
     def required_packages() -> List[Text]:
