@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import secrets
 import signal
 import socket
@@ -31,10 +32,24 @@ class StackError(RuntimeError):
     """A process failed to start or become healthy."""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+# Below the kernel's ephemeral range (32768-60999 by default): a port the kernel hands out as
+# "free" lies in that range, and a client's outgoing connection (to redis, to the core) can take
+# it before the service binds it, which once failed rasa with "address already in use".
+SERVICE_PORTS = range(20000, 32768)
+
+
+def free_port(taken: frozenset[int] = frozenset()) -> int:
+    for _ in range(500):
+        port = random.choice(SERVICE_PORTS)
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError(f"no free port in {SERVICE_PORTS.start}-{SERVICE_PORTS.stop - 1}")
 
 
 @dataclass
@@ -47,7 +62,10 @@ class Ports:
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls(*(free_port() for _ in range(5)))
+        ports: list[int] = []
+        for _ in range(5):
+            ports.append(free_port(frozenset(ports)))
+        return cls(*ports)
 
 
 @dataclass
@@ -114,7 +132,8 @@ class Stack:
         app_py = str(self.app_venv / "bin" / "python")
         names = []
         for _ in range(count):
-            name, port = f"media-{sum(n.startswith('media-') for n in self.services)}", free_port()
+            taken = frozenset(vars(self.ports).values())
+            name, port = f"media-{sum(n.startswith('media-') for n in self.services)}", free_port(taken)
             self.services[name] = Service(name, [app_py, "-m", "gateway.handoff_node", "--port", str(port)],
                                           f"http://127.0.0.1:{port}/healthz", 60)
             names.append(name)

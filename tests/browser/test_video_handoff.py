@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -23,18 +22,13 @@ import uvicorn
 from fastapi import FastAPI, Request
 
 from gateway.settings import DEV_STAFF_ACCOUNTS
+from stack import Ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/lib/chromium/chromium"
 FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
          "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(check, timeout=20.0, what="service"):
@@ -83,7 +77,8 @@ def stack(tmp_path_factory):
     if not (shutil.which("redis-server") and Path(CHROMIUM).exists() and shutil.which("ffprobe")):
         pytest.skip("needs redis-server, chromium and ffprobe")
     tmp = tmp_path_factory.mktemp("video")
-    redis_port, rasa_port, gw_port = free_port(), free_port(), free_port()
+    ports = Ports.free()  # outside the ephemeral range: see scripts/stack.py
+    redis_port, rasa_port, gw_port = ports.redis, ports.rasa, ports.gateway
     procs = []
     redis_proc = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(tmp),
                                    "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
