@@ -5,10 +5,13 @@ date and whether it is verified come from the core's knowledge base, so changing
 answer or adding a city is a data change. Follow-ups keep the last topic: a city alone
 ("常州呢") re-answers it for that city, "要带什么材料?" asks for its materials and "那二套呢?"
 for its second-home variant (the core picks the sub-answer, falling back to the full one).
+When the selector is unsure of the topic the bot asks which of the likeliest topics was meant
+(buttons, plus a way to a person) rather than answer a question nobody asked.
 """
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Dict, List, Optional, Text
 
 from rasa_sdk import Action, Tracker
@@ -20,17 +23,47 @@ from actions import core_client
 logger = logging.getLogger(__name__)
 
 
+# Below this the response selector's topic is about as often wrong as right (FAQ key sweep in
+# bench/results/nlu_eval.txt): the citizen picks from the likeliest topics instead.
+MIN_TOPIC_CONFIDENCE = 0.3
+CANDIDATE_TOPICS = 3
+TOPIC_NAME = re.compile(r"^[a-z_]{1,40}$")
+
+
+def _selector(tracker: Tracker) -> Dict[str, Any]:
+    message = tracker.latest_message or {}
+    if (message.get("intent") or {}).get("name") != "faq":
+        return {}
+    return (message.get("response_selector") or {}).get("faq") or {}
+
+
+def _topic_of(key: Optional[str]) -> Optional[str]:
+    return key.split("/", 1)[1] if key and "/" in key else None
+
+
 def retrieval_topic(tracker: Tracker) -> Optional[str]:
-    """The FAQ topic chosen by the response selector for the latest message, if any."""
+    """The FAQ topic of the latest message: the response selector's choice, or the topic a
+    "which did you mean" button sent (/faq{"faq_topic": ...})."""
+    topic = _topic_of((_selector(tracker).get("response") or {}).get("intent_response_key"))
+    if topic:
+        return topic
     message = tracker.latest_message or {}
     if (message.get("intent") or {}).get("name") != "faq":
         return None
-    key = (((message.get("response_selector") or {}).get("faq") or {}).get("response") or {}).get(
-        "intent_response_key"
-    )
-    if not key or "/" not in key:
-        return None
-    return key.split("/", 1)[1]
+    chosen = next((e.get("value") for e in message.get("entities") or [] if e.get("entity") == "faq_topic"), None)
+    return chosen if isinstance(chosen, str) and TOPIC_NAME.match(chosen) else None
+
+
+def unsure_candidates(tracker: Tracker) -> List[str]:
+    """The likeliest topics when the selector's choice is too unsure to answer; else []."""
+    selector = _selector(tracker)
+    confidence = (selector.get("response") or {}).get("confidence")
+    if confidence is None or confidence >= MIN_TOPIC_CONFIDENCE:
+        return []
+    ranked = [_topic_of(r.get("intent_response_key")) for r in selector.get("ranking") or []]
+    top = _topic_of(selector["response"].get("intent_response_key"))
+    candidates = list(dict.fromkeys(t for t in [top, *ranked] if t))
+    return candidates[:CANDIDATE_TOPICS]
 
 
 def requested_aspect(tracker: Tracker) -> Optional[str]:
@@ -50,6 +83,9 @@ class ActionAnswerFaq(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        candidates = unsure_candidates(tracker)
+        if candidates:
+            return await self._ask_which_topic(candidates, dispatcher)
         topic = retrieval_topic(tracker) or tracker.get_slot("faq_topic")
         if not topic:
             dispatcher.utter_message(response="utter_ask_topic_first")
@@ -72,3 +108,18 @@ class ActionAnswerFaq(Action):
         if answer.get("city") and answer["city"] != city:
             events.append(SlotSet("city", answer["city"]))  # canonical name: 常州市 → 常州
         return events
+
+    async def _ask_which_topic(self, candidates: List[str], dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
+        """One clarifying question with the likeliest topics as buttons, and a way to a person."""
+        try:
+            titles = {t["topic"]: t["title"] for t in (await core_client.get("/policy/topics"))["topics"]}
+        except (core_client.CoreError, core_client.CoreUnavailable, KeyError, TypeError):
+            titles = {}
+        buttons = [{"title": titles[t], "payload": '/faq{"faq_topic": "%s"}' % t} for t in candidates if t in titles]
+        if not buttons:
+            dispatcher.utter_message(response="utter_default")
+            return []
+        buttons.append({"title": "都不是，转人工", "payload": "/request_human"})
+        dispatcher.utter_message(response="utter_which_topic", buttons=buttons)
+        logger.info("faq.unsure candidates=%s", ",".join(candidates))
+        return []

@@ -90,6 +90,11 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
     def healthz() -> dict:
         return {"status": "ok"}
 
+    @app.get("/policy/topics", dependencies=[Authorized])
+    def policy_topics(kb: Knowledge) -> dict:
+        """Every topic with its title, for "which of these did you mean?" buttons."""
+        return {"topics": [{"topic": t.topic, "title": t.title} for t in kb.topics.values()]}
+
     @app.get("/policy/answers/{topic}", dependencies=[Authorized])
     def policy_answer(topic: str, kb: Knowledge,
                       city: Annotated[Optional[str], Query(max_length=20)] = None,

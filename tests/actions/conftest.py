@@ -108,6 +108,7 @@ class Reply:
         self.responses = [m.get("response") for m in messages]
         self.texts = [render(domain, m, slots) for m in messages]
         self.text = "\n".join(self.texts)
+        self.buttons = [b for m in messages for b in m.get("buttons") or []]
 
     def slots(self) -> Dict[str, Any]:
         return {e["name"]: e["value"] for e in self.events if e.get("event") == "slot"}

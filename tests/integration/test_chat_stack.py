@@ -36,6 +36,12 @@ def test_traditional_characters_get_the_same_answer(stack):
     assert "2.60%" in answer
 
 
+def test_a_which_topic_button_gets_that_topics_answer(stack):
+    """The bot offers buttons when unsure of the topic; their payload must reach the answer."""
+    answer = texts(say(stack, "it-button", '/faq{"faq_topic": "withdraw_rent"}'))
+    assert "租房" in answer and "以当地公积金中心最新公告为准" in answer
+
+
 def test_off_topic_questions_are_declined_not_answered(stack):
     answer = texts(say(stack, "it-oos", "今天天气怎么样"))
     assert "不属于住房公积金业务" in answer

@@ -228,3 +228,11 @@ def test_outbox_not_served_in_production(db_url, clock, redis_store):
     prod = TestClient(create_app(settings, clock=clock, redis_client=redis_store),
                       headers={"Authorization": "Bearer prod-secret"})
     assert prod.get("/dev/outbox").status_code == 404
+
+
+def test_policy_topics_list_every_topic_with_a_title_the_answers_also_use(client):
+    topics = client.get("/policy/topics").json()["topics"]
+    assert len(topics) >= 36 and all(t["title"] for t in topics)
+    rent = next(t for t in topics if t["topic"] == "withdraw_rent")
+    assert client.get("/policy/answers/withdraw_rent").json()["title"] == rent["title"]
+    assert client.get("/policy/answers/no_such_topic").status_code == 404
