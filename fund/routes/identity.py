@@ -14,14 +14,13 @@ router = APIRouter(prefix="/identity", tags=["identity"])
 CHANNEL_REF = r"^[A-Za-z0-9_.:@-]{1,80}$"
 
 
-class ChallengeRequest(BaseModel):
-    id_number: str = Field(min_length=1, max_length=40, description="18 characters, or a pii_id_ token")
-    name: str = Field(min_length=1, max_length=40)
-    channel_ref: str = Field(default="unknown", pattern=CHANNEL_REF)
-
-
 class IdNumberCheck(BaseModel):
     id_number: str = Field(min_length=1, max_length=40, description="18 characters, or a pii_id_ token")
+
+
+class ChallengeRequest(IdNumberCheck):
+    name: str = Field(min_length=1, max_length=40)
+    channel_ref: str = Field(default="unknown", pattern=CHANNEL_REF)
 
 
 class VerifyRequest(BaseModel):
