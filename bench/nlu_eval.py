@@ -7,7 +7,7 @@ intent ranking, so one run shows what another threshold would do) and /model/par
 latency. Measures only: never train on the dev questions.
 
     python bench/nlu_eval.py --questions /work/shared/nlu_dev/questions.jsonl \
-        --url http://127.0.0.1:5105 --token t
+        --url http://127.0.0.1:5105 --token t [--also http://127.0.0.1:5106 ...]
 """
 from __future__ import annotations
 
@@ -85,6 +85,12 @@ def scores(gold: list[str], pred: list[str]) -> tuple[float, float, dict[str, tu
     return accuracy, macro_f1, per_label
 
 
+def predicted_key(result: dict[str, Any]) -> str:
+    """The retrieval key for faq (faq/<topic>), the intent otherwise."""
+    intent = (result.get("intent") or {}).get("name")
+    return (retrieval_key(result) or intent) if intent == "faq" else intent
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -94,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--questions", type=Path, default=Path("/work/shared/nlu_dev/questions.jsonl"))
     ap.add_argument("--url", default=os.environ.get("RASA_URL", "http://127.0.0.1:5005"))
+    ap.add_argument("--also", action="append", default=[], metavar="URL",
+                    help="more models to score (e.g. the same data trained with other seeds): one dev "
+                         "figure is one draw, so the report adds each one's figures and the spread")
     ap.add_argument("--token", default=os.environ.get("RASA_TOKEN"))
     ap.add_argument("--map", type=Path, default=ROOT / "bench" / "taxonomy_map.yml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "nlu_eval.txt")
@@ -108,10 +117,6 @@ def main(argv: list[str] | None = None) -> int:
         result, ms = parse(args.url, args.token, row["text"], args.timeout)
         results.append(result)
         latencies.append(ms)
-
-    def predicted_key(result: dict[str, Any]) -> str:
-        intent = (result.get("intent") or {}).get("name")
-        return (retrieval_key(result) or intent) if intent == "faq" else intent
 
     gold = [row["label"] for row in rows]
     keys = [predicted_key(r) for r in results]
@@ -136,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     for t in (0.0, 0.3, 0.4, 0.5, 0.55, 0.6, 0.7, 0.8):
         acc_t, f1_t, _ = scores(gold, [to_label(key_at_threshold(r, t), rules) for r in results])
         lines.append(f"  t={t:<4} accuracy {acc_t:.3f}  macro-F1 {f1_t:.3f}")
-    lines += ["", "FAQ key confidence sweep (below t the bot asks which topic instead of answering; counted as other)"]
+    lines += ["", "FAQ key confidence sweep (below t the bot asks which topic instead of answering, as "
+                  "actions/faq.py does below 0.3; counted as other)"]
     for t in (0.0, 0.1, 0.2, 0.3, 0.4):
         unsure = [to_label(k, rules) if not k.startswith("faq/") or faq_confidence(r) >= t else "other"
                   for k, r in zip(keys, results)]
@@ -144,6 +150,17 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"  t={t:<4} accuracy {acc_t:.3f}  macro-F1 {f1_t:.3f}")
     lines += ["", f"/model/parse latency over {len(latencies)} calls: p50 {statistics.median(latencies):.1f} ms, "
                   f"p95 {percentile(latencies, 0.95):.1f} ms, max {max(latencies):.1f} ms"]
+    if args.also:
+        figures = [(args.url, accuracy, macro_f1)]
+        for url in args.also:
+            other = [to_label(predicted_key(parse(url, args.token, row["text"], args.timeout)[0]), rules)
+                     for row in rows]
+            figures.append((url, *scores(gold, other)[:2]))
+        lines += ["", "every model scored (one row a model)"]
+        lines += [f"  accuracy {a:.3f}  macro-F1 {f:.3f}  {url}" for url, a, f in figures]
+        f1s = [f for _, _, f in figures]
+        lines.append(f"  macro-F1 mean {statistics.mean(f1s):.3f}, min {min(f1s):.3f}, max {max(f1s):.3f} "
+                     f"over {len(f1s)} models")
     report = "\n".join(lines) + "\n"
     sys.stdout.write(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
