@@ -22,13 +22,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-async def redis():
-    r = fakeredis.FakeAsyncRedis(decode_responses=True)
-    yield r
-    await r.aclose()
-
-
 def make_desk(redis, at=WEDNESDAY_10, **overrides):
     clock = Clock(at)
     return HandoffDesk(redis, Settings(_env_file=None, **overrides), clock), clock

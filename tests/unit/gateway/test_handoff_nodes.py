@@ -13,13 +13,6 @@ class Clock:
         return self.t
 
 
-@pytest.fixture
-async def redis():
-    r = fakeredis.FakeAsyncRedis(decode_responses=True)
-    yield r
-    await r.aclose()
-
-
 async def test_every_peer_of_a_room_goes_to_the_same_node_and_new_rooms_spread(redis):
     nodes = NodeDirectory(redis, Clock())
     await nodes.heartbeat("a", "http://127.0.0.1:1", rooms=0)
