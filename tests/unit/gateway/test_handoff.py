@@ -3,7 +3,6 @@ import asyncio
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-import fakeredis
 import pytest
 
 from gateway.handoff import HandoffDesk, HandoffError, TicketState

@@ -1,5 +1,4 @@
 """Media node directory on fakeredis: rooms stick to one node, new rooms spread, dead nodes get none."""
-import fakeredis
 import pytest
 
 from gateway.handoff_nodes import NodeDirectory, NoMediaNode
