@@ -1,6 +1,6 @@
 """FAQ answers from the policy knowledge base, per city.
 
-The response selector picks the topic (faq/<topic>); the answer text, its city, effective
+The NLU's response selector output names the topic (faq/<topic>, from TopicClassifier); the answer text, its city, effective
 date and whether it is verified come from the core's knowledge base, so changing an
 answer or adding a city is a data change. Follow-ups keep the last topic: a city alone
 ("常州呢") re-answers it for that city, "要带什么材料?" asks for its materials and "那二套呢?"

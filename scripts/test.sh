@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up whatever is missing, then runs every test. Fails if any test fails or none ran.
 #   1. rasa data validate            (Rasa venv)
-#   2. action tests                  (Rasa venv, pytest)
+#   2. action and NLU component tests (Rasa venv, pytest)
 #   3. rasa test stories             (--fail-on-prediction-errors: rasa exits 0 otherwise)
 #   4. unit, integration and browser tests (app venv, pytest) in a private network namespace,
 #      then a scan of every log of the run for unmasked ID or phone numbers
@@ -19,8 +19,8 @@ step "rasa data validate"
   --data nlu_data bot/rules bot/stories
 
 if compgen -G "tests/actions/test_*.py" >/dev/null; then
-  step "Action tests (Rasa venv)"
-  "$RASA_VENV/bin/python" -m pytest tests/actions -q -p no:cacheprovider -c /dev/null --rootdir "$ROOT" \
+  step "Action and NLU component tests (Rasa venv)"
+  "$RASA_VENV/bin/python" -m pytest tests/actions tests/components -q -p no:cacheprovider -c /dev/null --rootdir "$ROOT" \
     2>&1 | tee "$RESULTS/action-tests.log"
 fi
 
