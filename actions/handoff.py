@@ -12,7 +12,7 @@ import logging
 from typing import Any, Dict, List, Text
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,21 @@ def priority_reason(tracker: Tracker) -> str:
     if tracker.get_slot("disabled"):
         return "disabled"
     return "elder_mode" if elder_mode(tracker) else "request"
+
+
+def offered_video_last_turn(tracker: Tracker) -> bool:
+    """Whether the bot's turn just before the citizen's latest message offered a video handoff
+    (every offer carries the custom payload {"type": "handoff_offer"})."""
+    seen_latest_message = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            if seen_latest_message:
+                return False
+            seen_latest_message = True
+        elif event.get("event") == "bot" and seen_latest_message:
+            if ((event.get("data") or {}).get("custom") or {}).get("type") == "handoff_offer":
+                return True
+    return False
 
 
 def fallback_streak(tracker: Tracker) -> int:
@@ -99,4 +114,20 @@ class ActionHandleFallback(Action):
             return []
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
         dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_default")
+        return []
+
+
+class ActionAnswerAffirm(Action):
+    """A bare "好的"/"可以" means yes only as an answer: right after a video offer it accepts
+    it; anywhere else it is an acknowledgement, so the bot asks what else it can do instead
+    of starting a video call nobody asked for or saying it did not understand."""
+
+    def name(self) -> Text:
+        return "action_answer_affirm"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
+        if offered_video_last_turn(tracker):
+            return [FollowupAction("action_start_handoff")]
+        dispatcher.utter_message(response="utter_anything_else")
         return []

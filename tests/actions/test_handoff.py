@@ -1,7 +1,8 @@
-"""Unanswered turns: the first is answered honestly, the second in a row offers a person."""
+"""Unanswered turns: the first is answered honestly, the second in a row offers a person.
+A bare yes accepts a video offer only right after one."""
 from rasa_sdk import Tracker
 
-from actions.handoff import ActionHandleFallback
+from actions.handoff import ActionAnswerAffirm, ActionHandleFallback
 
 from tests.actions.conftest import make_tracker, run
 
@@ -35,3 +36,39 @@ def test_an_answered_turn_in_between_resets_the_count(domain):
     tracker = with_earlier_turn(make_tracker(intent="nlu_fallback", text="呃"), "greet")
     reply = run(ActionHandleFallback(), tracker, domain)
     assert "视频" not in reply.text
+
+
+def after_bot_turn(tracker: Tracker, *bot_events) -> Tracker:
+    """Puts an earlier user turn and the bot's reply to it before the latest message."""
+    tracker.events[:0] = [{"event": "user", "text": "我是残疾人", "parse_data": {"intent": {"name": "declare_disability"}}},
+                          {"event": "action", "name": "action_offer_handoff"}, *bot_events,
+                          {"event": "action", "name": "action_listen"}]
+    return tracker
+
+
+OFFER = [{"event": "bot", "text": "可以请工作人员和您视频……现在转视频服务吗？",
+          "data": {"buttons": [{"title": "好，视频办理", "payload": "/accept_handoff"}]}},
+         {"event": "bot", "data": {"custom": {"type": "handoff_offer", "reason": "disabled"}}}]
+
+
+def test_yes_right_after_a_video_offer_starts_the_handoff(domain):
+    reply = run(ActionAnswerAffirm(), after_bot_turn(make_tracker(intent="affirm", text="好的"), *OFFER), domain)
+    assert reply.events == [{"event": "followup", "name": "action_start_handoff", "timestamp": None}]
+    assert reply.text == ""
+
+
+def test_yes_after_anything_else_is_acknowledged_without_a_call(domain):
+    answer = [{"event": "bot", "text": "租房提取需要……", "data": {}}]
+    for tracker in (make_tracker(intent="affirm", text="好的"),
+                    after_bot_turn(make_tracker(intent="affirm", text="好的"), *answer)):
+        reply = run(ActionAnswerAffirm(), tracker, domain)
+        assert not reply.events
+        assert "还有什么可以帮您" in reply.text and "转人工" in reply.text
+
+
+def test_an_offer_two_turns_ago_does_not_count(domain):
+    tracker = after_bot_turn(make_tracker(intent="affirm", text="好的"), *OFFER)
+    tracker.events[4:4] = [{"event": "user", "text": "不用了", "parse_data": {"intent": {"name": "decline_handoff"}}},
+                           {"event": "bot", "text": "好的，我继续为您服务。", "data": {}}]
+    reply = run(ActionAnswerAffirm(), tracker, domain)
+    assert not reply.events and "还有什么可以帮您" in reply.text

@@ -227,7 +227,7 @@ def assert_recording_in_audit_chain(stack, ticket_id: str, accepted: dict) -> No
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
-async def test_two_unclear_messages_in_a_row_lead_to_a_video_offer(desk_stack):
+async def test_two_unclear_messages_in_a_row_lead_to_a_video_offer_and_a_typed_yes_takes_it(desk_stack):
     citizen_id = sender("unclear")
     async with httpx.AsyncClient(base_url=desk_stack.urls["gateway"]) as http:
         first = await say(http, citizen_id, "嗯啊哦呃")
@@ -237,6 +237,11 @@ async def test_two_unclear_messages_in_a_row_lead_to_a_video_offer(desk_stack):
         assert offers == [{"type": "handoff_offer", "reason": "fallback"}]
         assert "/accept_handoff" in [b["payload"] for m in second for b in m.get("buttons") or []]
         assert customs(second, "unanswered") == []  # counted and stripped by the gateway
+        # Typing "好的" instead of pressing the button accepts the offer just made.
+        third = await say(http, citizen_id, "好的")
+        queued = customs(third, "handoff_queued")
+        assert len(queued) == 1, texts(third)
+        await http.post(f"/api/handoff/{queued[0]['ticket_id']}/cancel", json={"key": queued[0]["key"]})
 
 
 async def test_elder_mode_is_offered_video_once_and_queued_first(desk_stack, staff_token):
