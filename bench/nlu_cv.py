@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.components.chinese_text import normalize  # noqa: E402
-from bot.components.topic_model import TopicModel, e5_embed  # noqa: E402
+from bot.components.topic_model import Ranking, TopicModel, e5_embed, split_retrieval  # noqa: E402
 
 
 def examples() -> tuple[List[str], List[str]]:
@@ -56,11 +56,15 @@ def main() -> None:
     folds = list(StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=0).split(x, y))
     scores: Dict[str, List[tuple[float, float]]] = {}
     held_out: Dict[str, List[tuple[str, str]]] = {}  # (gold, predicted) over all folds
+    confidences: List[tuple[str, Ranking]] = []  # (gold, ranking) for the first model
     for name, embed in embedders.items():
         for train, test in folds:
             model = TopicModel(c=args.c, embed=embed).fit(list(x[train]), list(y[train]))
-            predicted = [ranking[0][0] for ranking in model.rank(list(x[test]))]
+            rankings = model.rank(list(x[test]))
+            predicted = [ranking[0][0] for ranking in rankings]
             held_out.setdefault(name, []).extend(zip(y[test], predicted))
+            if name == next(iter(embedders)):
+                confidences.extend(zip(y[test], rankings))
             scores.setdefault(name, []).append(
                 (accuracy_score(y[test], predicted), f1_score(y[test], predicted, average="macro")))
         accuracy = statistics.mean(a for a, _ in scores[name])
@@ -68,6 +72,30 @@ def main() -> None:
         print(f"  {name:20s} accuracy {accuracy:.3f}  macro-F1 {statistics.mean(macro):.3f} "
               f"(folds {min(macro):.3f}-{max(macro):.3f})")
     report_weakest(held_out[next(iter(embedders))], args.weakest)
+    report_confidence(confidences)
+
+
+def report_confidence(rows: List[tuple[str, Ranking]]) -> None:
+    """How often the intent (a retrieval intent as one) and the FAQ topic are right at each
+    confidence, as the pipeline computes them (bot/components/topic_model.split_retrieval):
+    the evidence for FallbackClassifier's threshold and actions/faq.py's MIN_TOPIC_CONFIDENCE."""
+    intent_rows, topic_rows = [], []
+    for gold, ranking in rows:
+        intents, keys = split_retrieval(ranking)
+        intent, confidence = intents[0]
+        intent_rows.append((confidence, intent == gold.split("/", 1)[0]))
+        if "/" in gold and intent == gold.split("/", 1)[0]:
+            key, key_confidence = keys[intent][0]
+            topic_rows.append((key_confidence, key == gold))
+    for title, scored in (("intent", intent_rows), ("FAQ topic, given the intent is right", topic_rows)):
+        print(f"\n{title}: share right by confidence (held-out examples)")
+        for low, high in BANDS:
+            band = [right for confidence, right in scored if low <= confidence < high]
+            if band:
+                print(f"  {low:.1f}-{min(high, 1.0):.1f}  {sum(band) / len(band):.2f} right of {len(band):4d}")
+
+
+BANDS = [(0.0, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.7), (0.7, 1.01)]
 
 
 def report_weakest(pairs: List[tuple[str, str]], count: int) -> None:
