@@ -66,6 +66,18 @@ def unsure_candidates(tracker: Tracker) -> List[str]:
     return candidates[:CANDIDATE_TOPICS]
 
 
+async def topic_titles() -> Dict[str, str]:
+    """The knowledge base's topic names in Chinese (core GET /policy/topics); {} if unreachable."""
+    try:
+        return {t["topic"]: t["title"] for t in (await core_client.get("/policy/topics"))["topics"]}
+    except (core_client.CoreError, core_client.CoreUnavailable, KeyError, TypeError):
+        return {}
+
+
+def topic_button(topic: str, titles: Dict[str, str]) -> Dict[str, str]:
+    return {"title": titles[topic], "payload": '/faq{"faq_topic": "%s"}' % topic}
+
+
 def requested_aspect(tracker: Tracker) -> Optional[str]:
     """Which part of the topic the latest message asks for: materials, first or second home."""
     message = tracker.latest_message or {}
@@ -111,11 +123,8 @@ class ActionAnswerFaq(Action):
 
     async def _ask_which_topic(self, candidates: List[str], dispatcher: CollectingDispatcher) -> List[Dict[Text, Any]]:
         """One clarifying question with the likeliest topics as buttons, and a way to a person."""
-        try:
-            titles = {t["topic"]: t["title"] for t in (await core_client.get("/policy/topics"))["topics"]}
-        except (core_client.CoreError, core_client.CoreUnavailable, KeyError, TypeError):
-            titles = {}
-        buttons = [{"title": titles[t], "payload": '/faq{"faq_topic": "%s"}' % t} for t in candidates if t in titles]
+        titles = await topic_titles()
+        buttons = [topic_button(t, titles) for t in candidates if t in titles]
         if not buttons:
             dispatcher.utter_message(response="utter_default")
             return []

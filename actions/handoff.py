@@ -15,9 +15,18 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.faq import topic_button, topic_titles
+
 logger = logging.getLogger(__name__)
 FALLBACKS_BEFORE_OFFER = 2
 UNANSWERED_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
+# An unclear message offers the likeliest of these as buttons ("did you mean"); below this
+# confidence a guess is not worth a button (bench/results/nlu_cv.txt: intents under 0.2 are
+# almost never right).
+MIN_GUESS_CONFIDENCE = 0.15
+MAX_GUESSES = 3
+TRANSACTION_TITLES = {"check_balance": "查询公积金余额", "check_withdrawal": "提取条件预审",
+                      "estimate_loan": "贷款额度试算", "check_progress": "查询办理进度"}
 
 
 def elder_mode(tracker: Tracker) -> bool:
@@ -50,6 +59,29 @@ def offered_video_last_turn(tracker: Tracker) -> bool:
             if ((event.get("data") or {}).get("custom") or {}).get("type") == "handoff_offer":
                 return True
     return False
+
+
+async def likely_meanings(tracker: Tracker) -> List[Dict[str, str]]:
+    """Buttons for what an unclear message most likely meant: the transactions and the FAQ
+    topic the NLU ranked next after giving up (FallbackClassifier keeps the ranking)."""
+    message = tracker.latest_message or {}
+    buttons: List[Dict[str, str]] = []
+    for entry in message.get("intent_ranking") or []:
+        name, confidence = entry.get("name"), entry.get("confidence") or 0.0
+        if confidence < MIN_GUESS_CONFIDENCE:
+            continue
+        if name in TRANSACTION_TITLES:
+            buttons.append({"title": TRANSACTION_TITLES[name], "payload": f"/{name}"})
+        elif name == "faq":
+            key = (((message.get("response_selector") or {}).get("faq") or {}).get("response") or {}).get(
+                "intent_response_key") or ""
+            topic = key.split("/", 1)[1] if "/" in key else None
+            titles = await topic_titles() if topic else {}
+            if topic in titles:
+                buttons.append(topic_button(topic, titles))
+        if len(buttons) == MAX_GUESSES:
+            break
+    return buttons
 
 
 def fallback_streak(tracker: Tracker) -> int:
@@ -99,8 +131,9 @@ class ActionOfferHandoff(Action):
 
 
 class ActionHandleFallback(Action):
-    """Says it did not understand (or that the question is outside the fund's business);
-    the second unanswered turn in a row offers a person instead, so nobody is stuck."""
+    """Says it did not understand (or that the question is outside the fund's business),
+    offering the likeliest meanings as buttons when the NLU had a guess; the second
+    unanswered turn in a row offers a person instead, so nobody is stuck."""
 
     def name(self) -> Text:
         return "action_handle_fallback"
@@ -113,7 +146,15 @@ class ActionHandleFallback(Action):
             dispatcher.utter_message(json_message={"type": "handoff_offer", "reason": "fallback"})
             return []
         intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
-        dispatcher.utter_message(response="utter_out_of_scope" if intent == "out_of_scope" else "utter_default")
+        if intent == "out_of_scope":
+            dispatcher.utter_message(response="utter_out_of_scope")
+            return []
+        guesses = await likely_meanings(tracker)
+        if guesses:
+            guesses.append({"title": "都不是，转人工", "payload": "/request_human"})
+            dispatcher.utter_message(response="utter_which_topic", buttons=guesses)
+            return []
+        dispatcher.utter_message(response="utter_default")
         return []
 
 

@@ -72,3 +72,35 @@ def test_an_offer_two_turns_ago_does_not_count(domain):
                            {"event": "bot", "text": "好的，我继续为您服务。", "data": {}}]
     reply = run(ActionAnswerAffirm(), tracker, domain)
     assert not reply.events and "还有什么可以帮您" in reply.text
+
+
+def unclear(ranking, faq_key=None):
+    """An nlu_fallback message whose ranking (kept by FallbackClassifier) still holds guesses."""
+    tracker = make_tracker(intent="nlu_fallback", text="三月初交的贷款材料啥时候能下来 哪里能查")
+    tracker.latest_message["intent_ranking"] = [{"name": "nlu_fallback", "confidence": 0.4}] + [
+        {"name": name, "confidence": confidence} for name, confidence in ranking]
+    if faq_key:
+        tracker.latest_message["response_selector"] = {
+            "faq": {"response": {"intent_response_key": faq_key, "confidence": 0.5}, "ranking": []}}
+    return tracker
+
+
+def test_an_unclear_message_offers_the_likeliest_meanings_and_a_person(core, domain):
+    core.on("GET", "/policy/topics", {"topics": [{"topic": "loan_review_time", "title": "贷款审批时间"}]})
+    tracker = unclear([("check_progress", 0.38), ("faq", 0.35), ("greet", 0.2), ("check_balance", 0.05)],
+                      faq_key="faq/loan_review_time")
+    reply = run(ActionHandleFallback(), tracker, domain)
+    assert reply.responses[-1] == "utter_which_topic" and "不太确定" in reply.text
+    assert [(b["title"], b["payload"]) for b in reply.buttons] == [
+        ("查询办理进度", "/check_progress"), ("贷款审批时间", '/faq{"faq_topic": "loan_review_time"}'),
+        ("都不是，转人工", "/request_human")]
+    assert "视频" not in reply.text  # the first unclear turn does not push a video call
+
+
+def test_guesses_survive_the_core_being_down_and_weak_guesses_get_no_button(core, domain):
+    core.down("GET", "/policy/topics")
+    reply = run(ActionHandleFallback(), unclear([("faq", 0.5), ("estimate_loan", 0.3)], "faq/loan_limit"), domain)
+    assert [b["payload"] for b in reply.buttons] == ["/estimate_loan", "/request_human"]
+
+    reply = run(ActionHandleFallback(), unclear([("check_balance", 0.1), ("faq", 0.08)], "faq/loan_limit"), domain)
+    assert reply.responses[-1] == "utter_default" and reply.buttons == []
