@@ -1,8 +1,8 @@
 """FAQ answers from the policy knowledge base, per city.
 
-The NLU's response selector output names the topic (faq/<topic>, from TopicClassifier); the answer text, its city, effective
-date and whether it is verified come from the core's knowledge base, so changing an
-answer or adding a city is a data change. Follow-ups keep the last topic: a city alone
+The NLU names the topic (faq/<topic>, in the response selector output TopicClassifier
+writes); the answer text, its city, effective date and whether it is verified come from the
+core's knowledge base, so changing an answer or adding a city is a data change. Follow-ups keep the last topic: a city alone
 ("常州呢") re-answers it for that city, "要带什么材料?" asks for its materials and "那二套呢?"
 for its second-home variant (the core picks the sub-answer, falling back to the full one).
 When the selector is unsure of the topic the bot asks which of the likeliest topics was meant

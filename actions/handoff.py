@@ -20,9 +20,9 @@ from actions.faq import topic_button, topic_titles
 logger = logging.getLogger(__name__)
 FALLBACKS_BEFORE_OFFER = 2
 UNANSWERED_INTENTS = frozenset({"nlu_fallback", "out_of_scope"})
-# An unclear message offers the likeliest of these as buttons ("did you mean"); below this
-# confidence a guess is not worth a button (bench/results/nlu_cv.txt: intents under 0.2 are
-# almost never right).
+# An unclear message offers the likeliest of these as buttons ("did you mean"). The floor is
+# a judgement, not a measurement: a runner-up under 0.15 is noise, and a wrong button costs
+# the citizen only a glance because "都不是，转人工" is always there.
 MIN_GUESS_CONFIDENCE = 0.15
 MAX_GUESSES = 3
 TRANSACTION_TITLES = {"check_balance": "查询公积金余额", "check_withdrawal": "提取条件预审",
