@@ -117,7 +117,7 @@ class Stack:
             Service("actions", [rasa_bin, "run", "actions", "--actions", "actions", "--port", str(p.actions)],
                     self.urls["actions"] + "/health", 120),
             Service("rasa", [rasa_bin, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(p.rasa),
-                             "--auth-token", self.rasa_token, "-m", str(self.model_path),
+                             f"--auth-token={self.rasa_token}", "-m", str(self.model_path),
                              "--endpoints", "bot/endpoints.yml", "--credentials", "bot/credentials.yml"],
                     None, 240, check=self._rasa_ok),
             Service("gateway", [app_py, "-m", "gateway", "--host", "127.0.0.1", "--port", str(p.gateway)],
