@@ -23,7 +23,7 @@ from actions import core_client
 logger = logging.getLogger(__name__)
 
 
-# Below this the topic is about as often wrong as right (42-57% right on held-out examples,
+# Below this the topic is about as often wrong as right (30-59% right on held-out examples,
 # bench/results/nlu_cv.txt): the citizen picks from the likeliest topics instead.
 MIN_TOPIC_CONFIDENCE = 0.3
 CANDIDATE_TOPICS = 3
