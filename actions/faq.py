@@ -41,6 +41,12 @@ def _topic_of(key: Optional[str]) -> Optional[str]:
     return key.split("/", 1)[1] if key and "/" in key else None
 
 
+def selected_topic(message: Dict[str, Any]) -> Optional[str]:
+    """The topic the NLU's response selector output names, whatever intent won."""
+    response = (((message.get("response_selector") or {}).get("faq") or {}).get("response") or {})
+    return _topic_of(response.get("intent_response_key"))
+
+
 def retrieval_topic(tracker: Tracker) -> Optional[str]:
     """The FAQ topic of the latest message: the response selector's choice, or the topic a
     "which did you mean" button sent (/faq{"faq_topic": ...})."""

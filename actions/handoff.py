@@ -15,7 +15,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.faq import topic_button, topic_titles
+from actions.faq import selected_topic, topic_button, topic_titles
 
 logger = logging.getLogger(__name__)
 FALLBACKS_BEFORE_OFFER = 2
@@ -73,9 +73,7 @@ async def likely_meanings(tracker: Tracker) -> List[Dict[str, str]]:
         if name in TRANSACTION_TITLES:
             buttons.append({"title": TRANSACTION_TITLES[name], "payload": f"/{name}"})
         elif name == "faq":
-            key = (((message.get("response_selector") or {}).get("faq") or {}).get("response") or {}).get(
-                "intent_response_key") or ""
-            topic = key.split("/", 1)[1] if "/" in key else None
+            topic = selected_topic(message)
             titles = await topic_titles() if topic else {}
             if topic in titles:
                 buttons.append(topic_button(topic, titles))
