@@ -50,12 +50,12 @@ def selected_topic(message: Dict[str, Any]) -> Optional[str]:
 def retrieval_topic(tracker: Tracker) -> Optional[str]:
     """The FAQ topic of the latest message: the response selector's choice, or the topic a
     "which did you mean" button sent (/faq{"faq_topic": ...})."""
-    topic = _topic_of((_selector(tracker).get("response") or {}).get("intent_response_key"))
-    if topic:
-        return topic
     message = tracker.latest_message or {}
     if (message.get("intent") or {}).get("name") != "faq":
         return None
+    topic = selected_topic(message)
+    if topic:
+        return topic
     chosen = next((e.get("value") for e in message.get("entities") or [] if e.get("entity") == "faq_topic"), None)
     return chosen if isinstance(chosen, str) and TOPIC_NAME.match(chosen) else None
 

@@ -29,6 +29,8 @@ sys.path.insert(0, str(ROOT))
 from bot.components.chinese_text import normalize  # noqa: E402
 from bot.components.topic_model import Ranking, TopicModel, e5_embed, split_retrieval  # noqa: E402
 
+BANDS = [(0.0, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.7), (0.7, 1.01)]  # confidence bands
+
 
 def examples() -> tuple[List[str], List[str]]:
     files = sorted((ROOT / "nlu_data").glob("*.yml"))  # not nlu_data/jieba
@@ -54,6 +56,7 @@ def main() -> None:
           f"{args.folds}-fold stratified, C={args.c}; e5 {embed_ms:.1f} ms an example")
     x, y = np.asarray(texts, dtype=object), np.asarray(labels)
     folds = list(StratifiedKFold(n_splits=args.folds, shuffle=True, random_state=0).split(x, y))
+    first = next(iter(embedders))  # the pipeline's features; its errors are reported in detail
     scores: Dict[str, List[tuple[float, float]]] = {}
     held_out: Dict[str, List[tuple[str, str]]] = {}  # (gold, predicted) over all folds
     confidences: List[tuple[str, Ranking]] = []  # (gold, ranking) for the first model
@@ -63,7 +66,7 @@ def main() -> None:
             rankings = model.rank(list(x[test]))
             predicted = [ranking[0][0] for ranking in rankings]
             held_out.setdefault(name, []).extend(zip(y[test], predicted))
-            if name == next(iter(embedders)):
+            if name == first:
                 confidences.extend(zip(y[test], rankings))
             scores.setdefault(name, []).append(
                 (accuracy_score(y[test], predicted), f1_score(y[test], predicted, average="macro")))
@@ -71,7 +74,7 @@ def main() -> None:
         macro = [f for _, f in scores[name]]
         print(f"  {name:20s} accuracy {accuracy:.3f}  macro-F1 {statistics.mean(macro):.3f} "
               f"(folds {min(macro):.3f}-{max(macro):.3f})")
-    report_weakest(held_out[next(iter(embedders))], args.weakest)
+    report_weakest(held_out[first], args.weakest)
     report_confidence(confidences)
 
 
@@ -83,8 +86,9 @@ def report_confidence(rows: List[tuple[str, Ranking]]) -> None:
     for gold, ranking in rows:
         intents, keys = split_retrieval(ranking)
         intent, confidence = intents[0]
-        intent_rows.append((confidence, intent == gold.split("/", 1)[0]))
-        if "/" in gold and intent == gold.split("/", 1)[0]:
+        intent_right = intent == gold.split("/", 1)[0]
+        intent_rows.append((confidence, intent_right))
+        if "/" in gold and intent_right:
             key, key_confidence = keys[intent][0]
             topic_rows.append((key_confidence, key == gold))
     for title, scored in (("intent", intent_rows), ("FAQ topic, given the intent is right", topic_rows)):
@@ -93,9 +97,6 @@ def report_confidence(rows: List[tuple[str, Ranking]]) -> None:
             band = [right for confidence, right in scored if low <= confidence < high]
             if band:
                 print(f"  {low:.1f}-{min(high, 1.0):.1f}  {sum(band) / len(band):.2f} right of {len(band):4d}")
-
-
-BANDS = [(0.0, 0.2), (0.2, 0.3), (0.3, 0.4), (0.4, 0.5), (0.5, 0.7), (0.7, 1.01)]
 
 
 def report_weakest(pairs: List[tuple[str, str]], count: int) -> None:
