@@ -48,7 +48,8 @@ class TopicClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        return {"C": 30.0}
+        # place_lookup: the lookup table whose names are masked (see TopicModel).
+        return {"C": 30.0, "e5_weight": 3.0, "place_lookup": "city"}
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                  model: Optional[TopicModel] = None) -> None:
@@ -64,7 +65,10 @@ class TopicClassifier(GraphComponent, IntentClassifier):
 
     def train(self, training_data: TrainingData) -> Resource:
         examples = [m for m in training_data.intent_examples if m.get(TEXT)]
-        self._model = TopicModel(c=float(self._config["C"])).fit(
+        places = [name for table in training_data.lookup_tables
+                  if table.get("name") == self._config["place_lookup"] for name in table.get("elements", [])]
+        self._model = TopicModel(c=float(self._config["C"]), e5_weight=float(self._config["e5_weight"]),
+                                 places=places).fit(
             [m.get(TEXT) for m in examples], [m.get_full_intent() for m in examples])
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self._model, directory / MODEL_FILE)

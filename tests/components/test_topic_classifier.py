@@ -62,6 +62,17 @@ def test_training_twice_gives_the_same_model(model):
     assert np.allclose([p for _, p in first], [p for _, p in second])
 
 
+def test_the_city_named_does_not_change_the_answer():
+    texts, labels = zip(*_pairs())
+    masked = TopicModel(places=["合肥", "南京"]).fit(texts, labels)
+    hefei, nanjing = masked.rank(["合肥市公积金封存了怎么办", "南京公积金封存了怎么办"])
+    assert hefei[0][0] == "faq/account_seal"
+    assert np.allclose([p for _, p in hefei], [p for _, p in nanjing])
+    plain = TopicModel().fit(texts, labels)  # the same texts differ when the names are kept
+    hefei, nanjing = plain.rank(["合肥市公积金封存了怎么办", "南京公积金封存了怎么办"])
+    assert not np.allclose([p for _, p in hefei], [p for _, p in nanjing])
+
+
 def test_one_label_is_refused():
     with pytest.raises(ValueError):
         TopicModel().fit(["你好", "您好"], ["greet", "greet"])
@@ -84,7 +95,7 @@ def _trained_classifier(tmp_path: Path) -> TopicClassifier:
         if "/" in label:
             data["intent_response_key"] = label
         examples.append(Message(data=data))
-    component.train(TrainingData(examples))
+    component.train(TrainingData(examples, lookup_tables=[{"name": "city", "elements": ["合肥", "常州"]}]))
     return TopicClassifier.load(TopicClassifier.get_default_config(), storage, resource, context)
 
 
@@ -102,6 +113,13 @@ def test_persisted_model_fills_intent_and_response_selector(tmp_path):
 
     assert balance.get("intent")["name"] == "check_balance"
     assert "out_of_scope" in {r["name"] for r in balance.get("intent_ranking")}
+
+
+def test_the_component_masks_the_city_lookup(tmp_path):
+    classifier = _trained_classifier(tmp_path)
+    hefei, changzhou = Message(data={"text": "合肥租房能提公积金吗"}), Message(data={"text": "常州市租房能提公积金吗"})
+    classifier.process([hefei, changzhou])
+    assert hefei.get("intent_ranking") == changzhou.get("intent_ranking")
 
 
 def test_untrained_model_leaves_messages_alone(tmp_path):
