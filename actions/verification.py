@@ -1,5 +1,10 @@
 """Identity verification: ID number + name + one-time code, or a bound WeChat openid.
 
+A WeChat openid counts only as an identity assertion the gateway signed for this very
+conversation (metadata `identity_assertion`, see bot/identity_assertion.py); a raw
+`wechat_openid` in the metadata is ignored. ID numbers and names arrive as vault tokens
+(bot/pii.py), which are passed to the core unchanged: the core resolves them.
+
 `verification_form` asks for the slots; `validate_verification_form` talks to the core,
 which checks the ID checksum, knows the registered phone, sends the code and locks a
 person after repeated failures. Every refusal code maps to one response, so the citizen
@@ -23,22 +28,25 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import core_client
+from actions.settings import get_settings
+from bot import identity_assertion, pii
 
 logger = logging.getLogger(__name__)
 
 FORM_NAME = "verification_form"
+# Payloads for the gateway alone (gateway/conversation.py), never shown to the citizen: the next
+# answer is a name (so the gateway tokenises it), and verification succeeded (it rotates the session).
+EXPECTS_NAME = {"type": "expects", "slot": "person_name"}
+IDENTITY_VERIFIED = {"type": "identity_verified"}
 # The core's refusal codes for an ID number that can be fixed by typing it again.
 ID_REFUSALS = {
     "invalid_id_format": "utter_invalid_id_format",
     "invalid_id_checksum": "utter_invalid_id_checksum",
     "token_expired": "utter_id_token_expired",
 }
-ID_TOKEN = re.compile(r"pii_id_[0-9a-f]{16}")
-CLEAR_ID = re.compile(r"(?<![0-9A-Za-z])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 DIGIT_RUN = re.compile(r"[0-9Xx]{8,}")
 OTP = re.compile(r"(?<![0-9])[0-9]{6}(?![0-9])")
-NAME = re.compile(r"^[\u4e00-\u9fff·•]{2,20}$")
-NAME_PREFIXES = ("我的名字叫", "我的名字是", "我的姓名是", "姓名是", "名字是", "我叫", "我是", "姓名", "名字")
+OPENID_KIND = "wechat_openid"
 
 # Slots the form collects, and what a successful verification sets.
 FORM_SLOTS = ("id_number", "person_name", "otp_code", "challenge_id", "phone_masked")
@@ -107,6 +115,43 @@ def _latest_metadata(tracker: Tracker) -> Dict[str, Any]:
     return {}
 
 
+def asserted_openid(tracker: Tracker) -> Optional[str]:
+    """The WeChat openid of this conversation, if the gateway signed it for this sender."""
+    token = _latest_metadata(tracker).get("identity_assertion")
+    if not token:
+        return None
+    key = get_settings().identity_assertion_key.encode()
+    try:
+        assertion = identity_assertion.decode(key, token, tracker.sender_id)
+    except identity_assertion.InvalidAssertion as exc:
+        logger.warning("verification.assertion.rejected reason=%s", exc.reason)
+        return None
+    if assertion.kind != OPENID_KIND:
+        logger.warning("verification.assertion.rejected reason=wrong_kind")
+        return None
+    return assertion.value
+
+
+def _id_number_in(text: str) -> Optional[str]:
+    """The vault token or the 18-character ID number in an answer (the gateway normally
+    leaves only the token; a clear number is normalised: ASCII digits, X upper case)."""
+    token = pii.ID_TOKEN.search(text)
+    if token:
+        return token.group(0)
+    return next((s.value for s in pii.find_pii(text) if s.kind == pii.ID and len(s.value) == 18), None)
+
+
+def _value_before_this_turn(tracker: Tracker, slot: str) -> Any:
+    """The slot's value before what the latest user message set."""
+    past_latest_message = False
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            past_latest_message = True
+        elif past_latest_message and event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
+
+
 def _minutes(seconds: Any) -> Optional[int]:
     try:
         return max(1, math.ceil(float(seconds) / 60))
@@ -135,11 +180,12 @@ class ValidateVerificationForm(FormValidationAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
         activating = (tracker.active_loop or {}).get("name") != FORM_NAME
-        openid = _latest_metadata(tracker).get("wechat_openid")
-        if activating and openid and tracker.get_slot("verified") is not True:
-            events = await self._verify_openid(openid, dispatcher, tracker)
-            if events:
-                return events
+        if activating and tracker.get_slot("verified") is not True:
+            openid = asserted_openid(tracker)
+            if openid:
+                events = await self._verify_openid(openid, dispatcher, tracker)
+                if events:
+                    return events
         return await super().run(dispatcher, tracker, domain)
 
     async def _verify_openid(self, openid: str, dispatcher: CollectingDispatcher, tracker: Tracker) -> List[EventType]:
@@ -153,6 +199,7 @@ class ValidateVerificationForm(FormValidationAction):
             logger.warning("verification.openid.unavailable")
             return []
         dispatcher.utter_message(response="utter_verified_wechat", name_masked=identity.get("name_masked", ""))
+        dispatcher.utter_message(json_message=IDENTITY_VERIFIED)
         logger.info("verification.succeeded via=openid")
         slots = {**identity_slots(identity), **offer_video_if_needed(identity, tracker, dispatcher)}
         return [SlotSet(k, v) for k, v in slots.items()] + [SlotSet("requested_slot", None)]
@@ -166,18 +213,24 @@ class ValidateVerificationForm(FormValidationAction):
     async def validate_id_number(self, value: Any, dispatcher: CollectingDispatcher,
                                  tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
         text = str(value or "")
-        found = ID_TOKEN.search(text) or CLEAR_ID.search(text)
-        if not found:
-            run = max(DIGIT_RUN.findall(text), key=len, default="")
+        id_number = _id_number_in(text)
+        if not id_number and pii.NAME_TOKEN.fullmatch(text.strip()):
+            # The answer to the name question, taken for an ID by the entity model: not an ID
+            # at all, so the ID given before stands and nothing is said about it.
+            return {"id_number": _value_before_this_turn(tracker, "id_number")}
+        if not id_number:
+            run = max(DIGIT_RUN.findall(pii.to_ascii_digits(pii.TOKEN.sub(" ", text))), key=len, default="")
             if run:
                 dispatcher.utter_message(response="utter_invalid_id_length", length=len(run))
             else:
                 dispatcher.utter_message(response="utter_invalid_id_format")
             return {"id_number": None}
-        id_number = found.group(0)
         name = tracker.get_slot("person_name")
         if not name:
-            return await self._check_id_number(id_number, dispatcher)
+            checked = await self._check_id_number(id_number, dispatcher)
+            if checked.get("id_number"):
+                dispatcher.utter_message(json_message=EXPECTS_NAME)  # the form asks for the name next
+            return checked
         return await self._challenge(id_number, name, dispatcher, tracker)
 
     async def _check_id_number(self, id_number: str, dispatcher: CollectingDispatcher) -> Dict[Text, Any]:
@@ -198,13 +251,10 @@ class ValidateVerificationForm(FormValidationAction):
 
     async def validate_person_name(self, value: Any, dispatcher: CollectingDispatcher,
                                    tracker: Tracker, domain: DomainDict) -> Dict[Text, Any]:
-        name = re.sub(r"[\s，,。.！!：:]", "", str(value or ""))
-        for prefix in NAME_PREFIXES:
-            if name.startswith(prefix) and len(name) > len(prefix):
-                name = name[len(prefix):]
-                break
-        if not NAME.match(name):
+        name = pii.strip_name_cue(re.sub(r"[\s，,。.！!：:]", "", str(value or "")))
+        if not (pii.NAME_TOKEN.fullmatch(name) or pii.NAME_ANSWER.match(name)):
             dispatcher.utter_message(response="utter_invalid_person_name")
+            dispatcher.utter_message(json_message=EXPECTS_NAME)
             return {"person_name": None}
         id_number = tracker.get_slot("id_number")
         if not id_number:
@@ -266,6 +316,7 @@ class ValidateVerificationForm(FormValidationAction):
         except core_client.CoreError as exc:
             return await self._code_refused(exc, dispatcher, tracker)
         dispatcher.utter_message(response="utter_verified", name_masked=identity.get("name_masked", ""))
+        dispatcher.utter_message(json_message=IDENTITY_VERIFIED)
         logger.info("verification.succeeded via=otp elderly=%s", bool(identity.get("elderly")))
         return {**identity_slots(identity), **offer_video_if_needed(identity, tracker, dispatcher)}
 

@@ -1,8 +1,9 @@
 """Times `fund.audit.verify` over 100,000 chained records in a temp SQLite database.
 
-Records are built with the same hashing as AuditLog.append and bulk-inserted (appending
-100,000 one transaction at a time would time SQLite commits, not verification); a sample
-of real appends is timed separately. Prints figures; not a test.
+Records are built with the same keyed hashing (HMAC-SHA256) as AuditLog.append and
+bulk-inserted (appending 100,000 one transaction at a time would time SQLite commits, not
+verification); a sample of real appends (write lock, HMAC, one transaction each) is timed
+separately. Prints figures; not a test.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fund import audit
 from fund.db import create_schema, make_engine, make_session_factory
 from fund.models import AuditRecord
 
+KEY = b"bench-audit-key"  # any key: the bench builds and verifies its own chain
 
 def build(engine, count: int) -> None:
     prev, start, batch = audit.GENESIS, dt.datetime(2026, 11, 23, 8, 0), []
@@ -27,7 +29,7 @@ def build(engine, count: int) -> None:
             fields = {"seq": seq, "timestamp": (start + dt.timedelta(seconds=seq)).isoformat(timespec="microseconds"),
                       "actor": f"web:{seq % 977}", "action": "GET /persons/{person_ref}/balance",
                       "subject": "320***********0454", "outcome": "200", "prev_hash": prev}
-            prev = audit.record_hash(fields)
+            prev = audit.record_hash(fields, KEY)
             batch.append({**fields, "hash": prev})
             if len(batch) == 10_000:
                 conn.execute(insert(AuditRecord), batch)
@@ -50,15 +52,15 @@ def main() -> None:
         runs = []
         for _ in range(3):
             started = time.perf_counter()
-            report = audit.verify(engine)
+            report = audit.verify(engine, KEY)
             runs.append(time.perf_counter() - started)
             assert report.ok and report.records == args.records, report
-        log = audit.AuditLog(make_session_factory(engine))
+        log = audit.AuditLog(make_session_factory(engine), KEY)
         started = time.perf_counter()
         for i in range(args.appends):
             log.append(actor="bench", action="POST /identity/challenges", subject="-", outcome="201")
         appended = time.perf_counter() - started
-        assert audit.verify(engine).ok
+        assert audit.verify(engine, KEY).ok
         engine.dispose()
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}, SQLite file (WAL)")
     print(f"built {args.records:,} chained records in {built:.2f} s")

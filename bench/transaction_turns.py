@@ -23,6 +23,8 @@ from chat_load import percentile  # noqa: E402
 sys.path.insert(0, str(ROOT / "scripts"))
 from stack import Ports, stack_from_env  # noqa: E402
 
+from citizen import LIFTED_LIMITS, BenchCitizen  # noqa: E402
+
 TRANSACTIONS = ["查一下我的余额", "我现在能提取公积金吗", "我的申请办到哪一步了"]
 ROW = re.compile(r"^\| \d+ \| (\S+) \| (\d{17}[\dX]) \|")
 
@@ -32,20 +34,21 @@ def demo_persons(limit: int) -> list[tuple[str, str]]:
     return [(m.group(2), m.group(1)) for m in rows if m][:limit]
 
 
-async def verify(client: httpx.AsyncClient, core: httpx.AsyncClient, sender: str, id_number: str, name: str) -> bool:
+async def verify(client: httpx.AsyncClient, core: httpx.AsyncClient, citizen: BenchCitizen, id_number: str,
+                 name: str) -> bool:
     for text in ("查余额", id_number, name):
-        await client.post("/api/chat", json={"sender_id": sender, "text": text})
+        await citizen.say(client, text)
     code = (await core.get("/dev/outbox", params={"limit": 1})).json()["messages"][0]["code"]
-    reply = (await client.post("/api/chat", json={"sender_id": sender, "text": code})).json()
+    reply = (await citizen.say(client, code)).json()
     return any("身份验证成功" in (m.get("text") or "") for m in reply.get("messages", []))
 
 
-async def turns(client: httpx.AsyncClient, sender: str, texts: list[str], rounds: int,
+async def turns(client: httpx.AsyncClient, citizen: BenchCitizen, texts: list[str], rounds: int,
                 latencies: list[float], errors: list[str]) -> None:
     for _ in range(rounds):
         for text in texts:
             started = time.perf_counter()
-            resp = await client.post("/api/chat", json={"sender_id": sender, "text": text})
+            resp = await citizen.say(client, text)
             if resp.status_code != 200 or not resp.json().get("messages"):
                 errors.append(str(resp.status_code))
                 continue
@@ -58,10 +61,10 @@ async def run(stack, users: int, rounds: int, report) -> None:
     async with httpx.AsyncClient(base_url=stack.urls["gateway"], timeout=60) as client, core:
         persons = demo_persons(users)
         senders = []
-        for i, (id_number, name) in enumerate(persons):
-            sender = f"bench-tx-{i}"
-            if await verify(client, core, sender, id_number, name):
-                senders.append(sender)
+        for id_number, name in persons:
+            citizen = BenchCitizen()
+            if await verify(client, core, citizen, id_number, name):
+                senders.append(citizen)
         report(f"verified {len(senders)} of {len(persons)} demo persons")
         for label, texts in (("transaction", TRANSACTIONS), ("faq", ["公积金贷款利率是多少", "租房怎么提取"])):
             latencies: list[float] = []
@@ -88,9 +91,10 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="anju-bench-") as tmp:
         stack = stack_from_env(Path(tmp), Ports.free())
+        stack.env_overrides.update(LIFTED_LIMITS)
         try:
             stack.start()
-            report(f"transaction_turns  {time.strftime('%Y-%m-%d %H:%M')}")
+            report(f"transaction_turns  {time.strftime('%Y-%m-%d %H:%M')}  (rate limits lifted: {LIFTED_LIMITS})")
             asyncio.run(run(stack, args.users, args.rounds, report))
         finally:
             stack.stop()

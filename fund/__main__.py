@@ -1,12 +1,17 @@
-"""Runs the sandbox core process: logging configured once, then uvicorn."""
+"""Runs the sandbox core process: logging configured once, settings checked, then uvicorn."""
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 
 import uvicorn
+from pydantic import ValidationError
 
 from fund.api import create_app
+from fund.settings import describe, get_settings
+
+logger = logging.getLogger("fund")
 
 
 def main() -> None:
@@ -16,7 +21,12 @@ def main() -> None:
     args = parser.parse_args()
     # The core masks personal data where it writes it (fund/privacy.py); no clear values are logged.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(), host=args.host, port=args.port, log_config=None)
+    try:
+        settings = get_settings()
+    except ValidationError as exc:  # one line naming the setting, not a traceback
+        logger.error("core.settings.refused %s", describe(exc))
+        sys.exit(2)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None)
 
 
 if __name__ == "__main__":

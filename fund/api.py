@@ -1,13 +1,16 @@
 """The sandbox core's HTTP API: what the actions call, as they would call a real centre.
 
 create_app(settings) builds everything the routes need (database, identity service, PII
-vault, audit log, rules) and, in the embedded default, creates and seeds an empty database
-so a fresh clone works. Every call except /healthz leaves an audit record.
+vault, audit log, rules) and, in development and test, creates and seeds an empty database
+so a fresh clone works. Every call except /healthz leaves an audit record: a call that
+changes something writes it in the change's own transaction (the identity service, POST
+/audit/records); the middleware writes one after the response for every other call.
 """
 from __future__ import annotations
 
 import hmac
 import logging
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Optional
 
 import redis
@@ -15,6 +18,7 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from fund import seed as seeding
+from fund.anchor import AnchorFile
 from fund.audit import AuditLog
 from fund.clock import Clock, china_date, system_clock
 from fund.db import create_schema, is_empty, make_engine, make_session_factory
@@ -58,18 +62,29 @@ def build_core(settings: CoreSettings, clock: Clock, redis_client: Any = None) -
     policy = Policy(max_failures=settings.core_max_failures, lock_s=settings.core_lock_s,
                     code_ttl_s=settings.core_code_ttl_s, idle_timeout_s=settings.core_idle_timeout_s)
     secret = settings.core_api_token.get_secret_value().encode()
-    return Core(sessions=sessions, identity=IdentityService(sessions, clock, secret, policy), vault=Vault(store),
-                audit=AuditLog(sessions), rulebook=load_rulebook(settings.rules_dir), clock=clock)
+    audit_log = AuditLog(sessions, settings.core_audit_key.get_secret_value().encode(),
+                         AnchorFile(settings.core_audit_anchor_path), settings.core_audit_anchor_every)
+    return Core(sessions=sessions, identity=IdentityService(sessions, clock, secret, policy, audit=audit_log),
+                vault=Vault(store), audit=audit_log, rulebook=load_rulebook(settings.rules_dir), clock=clock)
 
 
 def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock] = None,
                redis_client: Any = None) -> FastAPI:
     settings = settings or get_settings()
     clock = clock or system_clock
-    app = FastAPI(title="Anju sandbox core", version="0.2.0")
-    app.state.settings = settings
     load_knowledge_base(settings.core_policy_dir)  # fail at start, not at the first question
-    app.state.core = build_core(settings, clock, redis_client)
+    core = build_core(settings, clock, redis_client)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        anchor = await run_in_threadpool(core.audit.anchor_head)  # clean shutdown: anchor the head
+        if anchor is not None:
+            logger.info("core.shutdown.anchored seq=%s", anchor.seq)
+
+    app = FastAPI(title="Anju sandbox core", version="0.3.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.core = core
     errors.install(app)
 
     @app.middleware("http")
@@ -77,8 +92,10 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
         if request.url.path == "/healthz":
             return await call_next(request)
         response = await call_next(request)
-        route = request.scope.get("route")
         state = request.state
+        if getattr(state, "audit_seq", None) is not None:  # recorded with its change already
+            return response
+        route = request.scope.get("route")
         outcome = f"{response.status_code} {getattr(state, 'audit_outcome', '')}".strip()
         await run_in_threadpool(
             app.state.core.audit.append, actor=getattr(state, "audit_actor", "anonymous"),

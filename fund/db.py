@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fund.models import Base, Person
@@ -23,6 +25,42 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
     return engine
+
+
+T = TypeVar("T")
+WRITE_LOCK_ID = 0x616E6A75  # PostgreSQL advisory lock that serialises audited units of work ("anju")
+
+
+def lock_for_write(session: Session) -> None:
+    """Takes the database's write lock now, before the unit of work reads anything.
+
+    What the unit of work reads (failure counters, the audit chain's head) then stays current
+    until it commits, so two writers cannot both append the same audit seq. SQLite: BEGIN
+    IMMEDIATE (pysqlite opens a transaction only at the first write, so nothing is open yet,
+    or a write already holds the lock). PostgreSQL: a transaction-scoped advisory lock.
+    Other databases rely on the audit seq primary key and write_transaction's retry.
+    """
+    connection = session.connection()
+    dialect = connection.dialect.name
+    if dialect == "sqlite":
+        if not connection.connection.dbapi_connection.in_transaction:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+    elif dialect == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": WRITE_LOCK_ID})
+
+
+def write_transaction(sessions: sessionmaker[Session], work: Callable[[Session], T], attempts: int = 5) -> T:
+    """Runs work(session) as one transaction under lock_for_write and commits it; a conflicting
+    insert (another process took the same audit seq) rolls it all back and runs it again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with sessions.begin() as session:
+                lock_for_write(session)
+                return work(session)
+        except IntegrityError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

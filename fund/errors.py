@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class CoreError(Exception):
     code = "core_error"
+    audit_seq: int | None = None   # set when the refusal was committed to the audit chain with its change
 
 
 class PolicyError(CoreError, ValueError):
@@ -18,9 +19,13 @@ class InvalidInput(CoreError, ValueError):
 
 
 class TokenExpired(CoreError):
-    """A pii_ token is unknown to the vault or has expired."""
+    """A pii_ token is unknown to the vault or has expired; `kind` is its prefix (id, ph, nm, cd)."""
 
     code = "token_expired"
+
+    def __init__(self, token: str):
+        super().__init__(token)
+        self.kind = token.split("_")[1] if token.count("_") >= 2 else ""
 
 
 class VaultUnavailable(CoreError):
@@ -61,3 +66,14 @@ class VerificationExpired(CoreError):
     """Unknown person_ref, or the session has been idle too long."""
 
     code = "verification_expired"
+
+
+class IdempotencyConflict(CoreError):
+    """An idempotency key already names an audit record with other contents."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, seq: int, fields: list[str]):
+        super().__init__(f"idempotency key already used by seq={seq}, which differs in {', '.join(fields)}")
+        self.seq = seq
+        self.fields = fields

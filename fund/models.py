@@ -199,7 +199,7 @@ class SmsOutbox(Base):
 
 
 class AuditRecord(Base):
-    """One link of the append-only hash chain (see fund.audit)."""
+    """One link of the append-only HMAC chain (see fund.audit); timestamp is when the event happened."""
 
     __tablename__ = "audit_records"
 
@@ -211,3 +211,12 @@ class AuditRecord(Base):
     outcome: Mapped[str] = mapped_column(String(200))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditIdempotencyKey(Base):
+    """A caller's key for one audit record, so merging the same parked entry twice writes it once."""
+
+    __tablename__ = "audit_idempotency_keys"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    seq: Mapped[int] = mapped_column(ForeignKey("audit_records.seq"))

@@ -190,8 +190,10 @@ def demo_list(people: list[DemoPerson]) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    from pydantic import ValidationError
+
     from fund.db import make_engine
-    from fund.settings import get_settings
+    from fund.settings import describe, get_settings
 
     parser = argparse.ArgumentParser(prog="python -m fund.seed", description="Seed the sandbox core with demo persons")
     parser.add_argument("--database-url", default=None, help="default: CORE_DATABASE_URL")
@@ -200,7 +202,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--as-of", type=dt.date.fromisoformat, default=None, help="YYYY-MM-DD (default: today)")
     parser.add_argument("--write-list", type=Path, default=None, help="write the demo persons' table (Markdown)")
     args = parser.parse_args(argv)
-    engine = make_engine(args.database_url or get_settings().core_database_url)
+    if args.database_url is None:
+        try:
+            args.database_url = get_settings().core_database_url
+        except ValidationError as exc:
+            print(f"settings refused: {describe(exc)}", file=sys.stderr)
+            return 2
+    engine = make_engine(args.database_url)
     if args.reset:
         Base.metadata.drop_all(engine)
     from fund.db import is_empty

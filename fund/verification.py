@@ -6,6 +6,9 @@
   database, so a restart does not reset it.
 - A verified session is an opaque person_ref that expires after 15 idle minutes
   (sliding): the bot never holds the ID number.
+- Every decision that changes something (code sent, failure counted, session opened) is
+  audited in the same transaction as the change (AuditLog.append_in); refusals that change
+  nothing (locked, expired challenge, unbound openid) are left to the caller's audit.
 """
 from __future__ import annotations
 
@@ -14,14 +17,17 @@ import hashlib
 import hmac
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Optional
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from fund.audit import AuditLog
 from fund.clock import Clock, china_date
-from fund.errors import (ChallengeExpired, IdentityLocked, NotBound, PersonNotFound, VerificationExpired,
-                         WrongCode)
+from fund.db import write_transaction
+from fund.errors import (ChallengeExpired, CoreError, IdentityLocked, NotBound, PersonNotFound,
+                         VerificationExpired, WrongCode)
 from fund.id_numbers import age_on
 from fund.models import IdentityLock, OtpChallenge, Person, SmsOutbox, VerificationSession
 from fund.privacy import mask_id_number, mask_name, mask_phone
@@ -44,6 +50,7 @@ class ChallengeStarted:
     challenge_id: str
     phone_masked: str
     expires_in_s: int
+    audit_seq: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -56,13 +63,16 @@ class VerifiedPerson:
     elderly: bool
     disabled: bool
     idle_timeout_s: int
+    audit_seq: Optional[int] = None
 
 
 class IdentityService:
-    def __init__(self, sessions: sessionmaker[Session], clock: Clock, secret: bytes, policy: Policy = Policy()):
+    def __init__(self, sessions: sessionmaker[Session], clock: Clock, secret: bytes, policy: Policy = Policy(),
+                 *, audit: AuditLog):
         self._sessions = sessions
         self._clock = clock
         self._secret = secret
+        self._audit = audit
         self.policy = policy
 
     def subject_key(self, id_number: str) -> str:
@@ -93,33 +103,46 @@ class IdentityService:
         return max(0, self.policy.max_failures - row.failures)
 
     # --- challenge and verify -------------------------------------------------------------
+    def _record(self, session: Session, actor: str, action: str, id_number: str, outcome: str) -> int:
+        return self._audit.append_in(session, actor=actor, action=action, subject=mask_id_number(id_number),
+                                     outcome=outcome, at=self._clock()).seq
+
+    @staticmethod
+    def _audited(error: CoreError, seq: int) -> CoreError:
+        error.audit_seq = seq
+        return error
+
     def start_challenge(self, id_number: str, name: str, channel_ref: str) -> ChallengeStarted:
         key = self.subject_key(id_number)
-        with self._sessions.begin() as session:
+
+        def work(session: Session) -> ChallengeStarted | CoreError:
             lock = self._lock_row(session, key)
             self._raise_if_locked(lock)
             self._limit_codes(session, key)
             person = session.scalar(select(Person).where(Person.id_number == id_number))
             if person is None or person.name != name.strip():
-                self._fail(lock)
-                failed = True
-            else:
-                failed = False
-                now = self._clock()
-                code = f"{secrets.randbelow(10 ** 6):06d}"
-                challenge_id = "ch_" + secrets.token_hex(16)
-                session.add(OtpChallenge(challenge_id=challenge_id, person_id=person.id, subject_key=key,
-                                         channel_ref=channel_ref, code_hash=self._code_hash(challenge_id, code),
-                                         created_at=now, used=False,
-                                         expires_at=now + dt.timedelta(seconds=self.policy.code_ttl_s)))
-                session.add(SmsOutbox(phone=person.phone, code=code, sent_at=now,
-                                      text=f"【住房公积金】您的验证码为{code}，{self.policy.code_ttl_s // 60}分钟内有效。"
-                                           "工作人员不会向您索取验证码，请勿告诉他人。"))
-                phone = person.phone
-        if failed:  # committed above, so the failure counts
-            raise PersonNotFound()
-        logger.info("identity.challenge.sent phone=%s", mask_phone(phone))
-        return ChallengeStarted(challenge_id, mask_phone(phone), self.policy.code_ttl_s)
+                left = self._fail(lock)
+                seq = self._record(session, channel_ref, "identity.challenge", id_number,
+                                   f"person_not_found attempts_left={left}" if left else "person_not_found locked")
+                return self._audited(PersonNotFound(), seq)   # returned, so the failure commits
+            now = self._clock()
+            code = f"{secrets.randbelow(10 ** 6):06d}"
+            challenge_id = "ch_" + secrets.token_hex(16)
+            session.add(OtpChallenge(challenge_id=challenge_id, person_id=person.id, subject_key=key,
+                                     channel_ref=channel_ref, code_hash=self._code_hash(challenge_id, code),
+                                     created_at=now, used=False,
+                                     expires_at=now + dt.timedelta(seconds=self.policy.code_ttl_s)))
+            session.add(SmsOutbox(phone=person.phone, code=code, sent_at=now,
+                                  text=f"【住房公积金】您的验证码为{code}，{self.policy.code_ttl_s // 60}分钟内有效。"
+                                       "工作人员不会向您索取验证码，请勿告诉他人。"))
+            seq = self._record(session, channel_ref, "identity.challenge", id_number, "sent")
+            return ChallengeStarted(challenge_id, mask_phone(person.phone), self.policy.code_ttl_s, seq)
+
+        result = write_transaction(self._sessions, work)
+        if isinstance(result, CoreError):
+            raise result
+        logger.info("identity.challenge.sent phone=%s", result.phone_masked)
+        return result
 
     def _limit_codes(self, session: Session, key: str) -> None:
         since = self._clock() - dt.timedelta(seconds=self.policy.lock_s)
@@ -134,40 +157,50 @@ class IdentityService:
         return hmac.new(self._secret, f"{challenge_id}:{code}".encode(), hashlib.sha256).hexdigest()
 
     def verify_code(self, challenge_id: str, code: str) -> VerifiedPerson:
-        error: Exception | None = None
-        with self._sessions.begin() as session:
+        def work(session: Session) -> VerifiedPerson | CoreError:
             challenge = session.scalar(select(OtpChallenge).where(OtpChallenge.challenge_id == challenge_id))
             if challenge is None or challenge.used or challenge.expires_at <= self._clock():
                 raise ChallengeExpired()
             lock = self._lock_row(session, challenge.subject_key)
             self._raise_if_locked(lock)
+            person = session.get(Person, challenge.person_id)
             if not hmac.compare_digest(challenge.code_hash, self._code_hash(challenge_id, code.strip())):
                 left = self._fail(lock)
                 error = WrongCode(left) if left else IdentityLocked(self.policy.lock_s)
-            else:
-                challenge.used = True
-                lock.failures = 0
-                verified = self._open_session(session, challenge.person_id, challenge.channel_ref, "sms")
-        if error is not None:
-            raise error
-        return verified
+                seq = self._record(session, challenge.channel_ref, "identity.verify", person.id_number,
+                                   f"wrong_code attempts_left={left}" if left else "wrong_code locked")
+                return self._audited(error, seq)
+            challenge.used = True
+            lock.failures = 0
+            verified = self._open_session(session, person, challenge.channel_ref, "sms")
+            seq = self._record(session, challenge.channel_ref, "identity.verify", person.id_number,
+                               "verified method=sms")
+            return replace(verified, audit_seq=seq)
+
+        result = write_transaction(self._sessions, work)
+        if isinstance(result, CoreError):
+            raise result
+        return result
 
     def login_openid(self, openid: str, channel_ref: str) -> VerifiedPerson:
-        with self._sessions.begin() as session:
+        def work(session: Session) -> VerifiedPerson:
             person = session.scalar(select(Person).where(Person.wechat_openid == openid))
             if person is None:
                 raise NotBound()
-            return self._open_session(session, person.id, channel_ref, "wechat")
+            verified = self._open_session(session, person, channel_ref, "wechat")
+            seq = self._record(session, channel_ref, "identity.openid", person.id_number, "verified method=wechat")
+            return replace(verified, audit_seq=seq)
 
-    def _open_session(self, session: Session, person_id: int, channel_ref: str, method: str) -> VerifiedPerson:
+        return write_transaction(self._sessions, work)
+
+    def _open_session(self, session: Session, person: Person, channel_ref: str, method: str) -> VerifiedPerson:
         now = self._clock()
-        person = session.get(Person, person_id)
         ref = "pr_" + secrets.token_hex(16)
-        session.add(VerificationSession(person_ref=ref, person_id=person_id, channel_ref=channel_ref,
+        session.add(VerificationSession(person_ref=ref, person_id=person.id, channel_ref=channel_ref,
                                         method=method, created_at=now, last_seen_at=now))
         age = age_on(person.birth_date, china_date(now))
         logger.info("identity.session.opened method=%s", method)
-        return VerifiedPerson(person_ref=ref, person_id=person_id, id_masked=mask_id_number(person.id_number),
+        return VerifiedPerson(person_ref=ref, person_id=person.id, id_masked=mask_id_number(person.id_number),
                               name_masked=mask_name(person.name), age=age,
                               elderly=age >= ELDERLY_AGE, disabled=person.disabled,
                               idle_timeout_s=self.policy.idle_timeout_s)

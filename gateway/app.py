@@ -1,6 +1,7 @@
 """Gateway app factory: `create_app(settings)` wires clients, routers and error translation."""
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import Optional
@@ -10,17 +11,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from gateway.audit_client import AuditClient, AuditError
 from gateway.channels import health, staff, video, web
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
-from gateway.handoff import HandoffDesk
-from gateway.handoff_media import NodeVideoService, VideoService, make_rooms
-from gateway.handoff_nodes import NodeDirectory
+from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
+from gateway.handoff.retention import RecordingRetention
+from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
 from gateway.rasa_client import RasaClient
+from gateway.security_headers import SecurityHeaders
+from gateway.sessions import SessionStore
 from gateway.settings import Settings, get_settings
 from gateway.staff_auth import StaffAuth
 
 logger = logging.getLogger(__name__)
+SERVICE_UNAVAILABLE = "服务暂时不可用，请稍后再试；急需办理可拨打 12329 服务热线联系人工。"
 
 
 def create_app(settings: Optional[Settings] = None) -> FastAPI:
@@ -30,13 +36,26 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         app.state.redis = Redis.from_url(settings.redis_url, decode_responses=True,
                                          socket_timeout=5, socket_connect_timeout=2)
-        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s)
-        app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars, app.state.redis)
+        app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s,
+                                    gateway_token=settings.rasa_gateway_token.get_secret_value())
+        app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars, app.state.redis,
+                                              actions_alive=lambda: health.http_ok(settings.action_server_url + "/health",
+                                                                                   settings.health_timeout_s))
+        app.state.sessions = SessionStore(app.state.redis, settings.session_idle_ttl_s, settings.session_verified_idle_s)
+        app.state.limiter = RateLimiter(app.state.redis)
+        app.state.audit = AuditClient(app.state.redis, settings.core_url, settings.core_api_token.get_secret_value(),
+                                      settings.audit_timeout_s)
         start_video_handoff(app, settings)
+        drainer = asyncio.ensure_future(app.state.audit.run_drainer(settings.audit_drain_interval_s))
         logger.info("gateway.started env=%s", settings.anju_env)
         try:
             yield
         finally:
+            drainer.cancel()
+            for job in app.state.handoff_jobs:
+                job.cancel()
+            await asyncio.gather(drainer, *app.state.handoff_jobs, return_exceptions=True)
+            await app.state.audit.aclose()
             await app.state.video.aclose()
             await app.state.rasa.aclose()
             await app.state.redis.aclose()
@@ -44,6 +63,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app = FastAPI(title="Anju gateway", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(BodyLimit, default_bytes=settings.limit_body_default_bytes, per_path={
+        "/api/chat": settings.limit_body_chat_bytes, "/api/video/offer": settings.limit_body_sdp_bytes})
+    app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
     app.include_router(web.router)
     app.include_router(video.router)
@@ -62,8 +84,10 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
 
 def start_video_handoff(app: FastAPI, settings: Settings) -> None:
-    """Queue, staff login and media: rooms in this process, or on media nodes found through redis."""
-    desk = HandoffDesk(app.state.redis, settings)
+    """Queue, staff login and media: rooms in this process, or on media nodes found through redis.
+    Starts the handoff's background jobs (`app.state.handoff_jobs`, cancelled at shutdown): putting back
+    the calls a restart lost, requeueing tickets whose staff never joined, and recording retention."""
+    desk = HandoffDesk(app.state.redis, settings, audit=app.state.audit)
     if settings.video_media_nodes:
         app.state.video = NodeVideoService(desk, NodeDirectory(app.state.redis), settings.video_node_token.get_secret_value(),
                                            settings.video_node_timeout_s, browser_ice_servers(settings))
@@ -71,8 +95,14 @@ def start_video_handoff(app: FastAPI, settings: Settings) -> None:
         service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, browser_ice_servers(settings))
         service.rooms.set_peer_lost(service.on_peer_lost)
         app.state.video = service
-    app.state.staff_auth = StaffAuth(app.state.redis, settings.staff_accounts, settings.staff_session_ttl_s)
-    app.state.conversation.handoff = video.HandoffHook(desk)
+    retention = RecordingRetention(app.state.redis, desk.audit, settings.video_recordings_dir,
+                                   settings.video_recording_retention_days)
+    app.state.handoff_jobs = [asyncio.ensure_future(app.state.video.reconcile_at_start(desk.clock.ms())),
+                              asyncio.ensure_future(app.state.video.watch_staff_joins(settings.handoff_staff_join_timeout_s)),
+                              asyncio.ensure_future(retention.run())]
+    app.state.staff_auth = StaffAuth(app.state.redis, settings.staff_accounts, settings.staff_session_ttl_s,
+                                     idle_ttl_s=settings.staff_session_idle_s)
+    app.state.conversation.handoff = video.HandoffHook(desk, app.state.limiter, Rate.parse(settings.rate_priority_ip))
 
 
 def browser_ice_servers(settings: Settings) -> list[dict]:
@@ -94,6 +124,21 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BotUnavailable)
     async def _bot_unavailable(request: Request, exc: BotUnavailable) -> JSONResponse:
         return JSONResponse({"detail": BOT_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(RedisError)
+    async def _redis_down(request: Request, exc: RedisError) -> JSONResponse:
+        """Redis away: every path (staff login, handoff, sessions) says so in Chinese, never a bare 500."""
+        logger.warning("gateway.redis.unavailable path=%s error=%s", request.url.path, type(exc).__name__)
+        return JSONResponse({"detail": SERVICE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(AuditError)
+    async def _audit_down(request: Request, exc: AuditError) -> JSONResponse:
+        """An action that cannot be audited is not done quietly: the person is told to try again."""
+        return JSONResponse({"detail": SERVICE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "5"})
+
+    @app.exception_handler(RateLimited)
+    async def _rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=429, headers={"Retry-After": str(exc.retry_after_s)})
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,23 +6,22 @@ error wording and logging are the same everywhere.
 from __future__ import annotations
 
 import logging
-import re
-from typing import Any, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 from pydantic import BaseModel
 
 from redis.exceptions import RedisError
 
+from gateway import keys
 from gateway.privacy import mask_text
 from gateway.rasa_client import RasaClient, RasaUnavailable
 from gateway.vault import tokenize
 
 logger = logging.getLogger(__name__)
 
-# The only metadata a citizen's client may set; anything else (e.g. wechat_openid, which
-# skips identity checks) is set by the gateway from an authenticated session.
+# The only metadata a citizen's client may set; anything else (e.g. a signed identity
+# assertion) is set by the gateway from an authenticated session.
 CLIENT_METADATA_KEYS = frozenset({"elder_mode", "accessibility_mode"})
-SENDER_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 BOT_UNAVAILABLE = "智能助手暂时无法应答，请稍后再试；急需办理可拨打 12329 服务热线联系人工。"
 
 
@@ -51,14 +50,6 @@ class BotMessage(BaseModel):
     image: Optional[str] = None
 
 
-def validate_sender_id(sender_id: Any) -> str:
-    if not isinstance(sender_id, str) or not sender_id:
-        raise ChatInputError("缺少会话标识 sender_id。")
-    if not SENDER_ID.match(sender_id):
-        raise ChatInputError("会话标识 sender_id 格式不正确：只能包含字母、数字和 _ . : -，最长 64 个字符。")
-    return sender_id
-
-
 def validate_text(text: Any, max_chars: int) -> str:
     if not isinstance(text, str):
         raise ChatInputError("消息内容 text 必须是文字。")
@@ -77,39 +68,81 @@ def client_metadata(metadata: Any) -> dict[str, Any]:
     return {k: bool(v) for k, v in metadata.items() if k in CLIENT_METADATA_KEYS}
 
 
+# Markers the actions send as custom payloads for the gateway, never shown to the citizen.
+EXPECTS = "expects"                    # {"type": "expects", "slot": "person_name"}: the next answer is a name
+IDENTITY_VERIFIED = "identity_verified"  # verification just succeeded: the channel rotates the session
+EXPECTS_NAME_TTL_S = 10 * 60
+
+
 class Conversation:
-    def __init__(self, rasa: RasaClient, max_chars: int, redis):
+    def __init__(self, rasa: RasaClient, max_chars: int, redis,
+                 actions_alive: Optional[Callable[[], Awaitable[bool]]] = None):
         self._rasa = rasa
         self._max_chars = max_chars
         self._redis = redis
+        # Rasa answers 200 with no messages when the action server is down (it logs the failure and
+        # goes on): asked only then, so an empty reply becomes a clear 503 instead of silence.
+        self._actions_alive = actions_alive
         # Set by the app (gateway.channels.video.HandoffHook): while a sender is handed off to
         # staff their messages go there and the bot stays silent; it also acts on handoff payloads.
         self.handoff: Optional[Any] = None
 
-    async def turn(self, sender_id: Any, text: Any, metadata: Any = None,
-                   trusted_metadata: Optional[dict[str, Any]] = None) -> list[BotMessage]:
-        """One turn. `metadata` comes from the client and is filtered; `trusted_metadata`
-        only from the gateway's own authenticated sessions (e.g. a WeChat openid)."""
-        sender_id = validate_sender_id(sender_id)
+    async def turn(self, sender_id: str, text: Any, metadata: Any = None,
+                   trusted_metadata: Optional[dict[str, Any]] = None, client_ip: str = "") -> list[BotMessage]:
+        """One turn for a sender the channel took from an authenticated session (never from the client).
+
+        `metadata` comes from the client and is filtered; `trusted_metadata` only from the gateway
+        itself (e.g. a signed identity assertion); `client_ip` only limits self-declared queue
+        priority and never reaches Rasa. A message with custom type IDENTITY_VERIFIED in
+        the result tells the channel to rotate the session.
+        """
         text = validate_text(text, self._max_chars)
         metadata = {**client_metadata(metadata), **(trusted_metadata or {})}
         try:
-            # Rasa's tracker keeps every text for good: ID and phone numbers never reach it.
-            text = await tokenize(self._redis, text)
+            # Rasa's tracker keeps every text for good: ID, phone and card numbers and names never reach it.
+            expecting_name = bool(await self._redis.getdel(keys.chat_expects_name(sender_id)))
+            text = await tokenize(self._redis, text, expecting_name=expecting_name)
         except RedisError as exc:
-            logger.warning("chat.vault.unavailable sender=%s error=%s", sender_id, type(exc).__name__)
+            logger.warning("chat.vault.unavailable error=%s", type(exc).__name__)
             raise BotUnavailable() from exc
-        logger.info("chat.turn sender=%s chars=%d text=%s", sender_id, len(text), mask_text(text)[:80])
+        logger.info("chat.turn sender=%s chars=%d text=%s", sender_id, len(text), mask_text(text)[:40])
         if self.handoff is not None and await self.handoff.route_citizen_message(sender_id, text):
             return []
         try:
             raw = await self._rasa.send(sender_id, text, metadata)
         except RasaUnavailable as exc:
             raise BotUnavailable() from exc
+        if not raw and self._actions_alive is not None and not await self._actions_alive():
+            logger.warning("chat.actions.unavailable")
+            raise BotUnavailable()
         messages = [to_bot_message(m) for m in raw]
+        messages = await self._take_markers(sender_id, messages)
         if self.handoff is not None:
-            messages = await self.handoff.after_bot_reply(sender_id, text, metadata, messages)
+            messages = await self.handoff.after_bot_reply(sender_id, text, metadata, messages, client_ip)
         return messages
+
+    async def _take_markers(self, sender_id: str, messages: list[BotMessage]) -> list[BotMessage]:
+        """Acts on the actions' EXPECTS markers and drops them; IDENTITY_VERIFIED goes on to the channel."""
+        kept = []
+        for message in messages:
+            custom = message.custom or {}
+            if custom.get("type") == EXPECTS and not message.text:
+                if custom.get("slot") == "person_name":
+                    await self._redis.set(keys.chat_expects_name(sender_id), "1", ex=EXPECTS_NAME_TTL_S)
+                continue
+            kept.append(message)
+        return kept
+
+    async def forget_verification(self, sender_id: str) -> None:
+        """Verified state lapsed at the gateway: the bot forgets the person too (best effort)."""
+        try:
+            await self._rasa.reset_verification(sender_id)
+        except RasaUnavailable:
+            logger.warning("chat.verification.reset_failed")
+
+
+def is_identity_verified(message: BotMessage) -> bool:
+    return (message.custom or {}).get("type") == IDENTITY_VERIFIED
 
 
 def to_bot_message(raw: dict[str, Any]) -> BotMessage:

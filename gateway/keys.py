@@ -8,11 +8,32 @@ VAULT_TTL_S = 30 * 60
 
 
 def vault(token: str) -> str:
-    """Clear value of a PII token (ID or phone number) that replaced it in text sent to Rasa."""
+    """Clear value of a PII token (ID, phone, card number or name) that replaced it in text sent to Rasa."""
     return f"anju:vault:{token}"
 
 
-# --- video handoff (gateway/handoff.py, gateway/staff_auth.py) ---
+def vault_masked(token: str) -> str:
+    """Masked value of a PII token (340***********1234), shown to staff in its place; same TTL."""
+    return f"anju:vault_masked:{token}"
+
+
+# --- chat sessions (gateway/sessions.py) ---
+def chat_session(digest: str) -> str:
+    """Hash of one chat session (sender_id, channel, times), keyed by the sha256 of its id, never the id."""
+    return f"anju:session:{digest}"
+
+
+def rate(scope: str, subject: str, window: int) -> str:
+    """Hits of one subject (session digest or IP) in one fixed window of a rate limit (gateway/limits.py)."""
+    return f"anju:rate:{scope}:{subject}:{window}"
+
+
+def chat_expects_name(sender_id: str) -> str:
+    """Set while the bot's last question asked for the citizen's name, so the answer is tokenised."""
+    return f"anju:chat:expects_name:{sender_id}"
+
+
+# --- video handoff (gateway/handoff/, gateway/staff_auth.py) ---
 HANDOFF_TICKET_TTL_S = 24 * 3600
 STAFF_SESSION_TTL_S = 8 * 3600
 STAFF_LOGIN_FAIL_TTL_S = 15 * 60
@@ -21,7 +42,7 @@ STATS_TTL_S = 40 * 24 * 3600
 
 
 def handoff_queue() -> str:
-    """Sorted set of waiting ticket ids; score = priority class, then enqueue time (see gateway.handoff)."""
+    """Sorted set of waiting ticket ids; score = priority class, then enqueue time (see gateway.handoff.desk)."""
     return "anju:handoff:queue"
 
 
@@ -70,11 +91,6 @@ def video_room_token(token: str) -> str:
     return f"anju:video:token:{token}"
 
 
-def audit_video() -> str:
-    """Append-only stream of recording hashes, until the core exposes an audit API for them."""
-    return "anju:audit:video"
-
-
 def staff_session(token: str) -> str:
     return f"anju:staff:session:{token}"
 
@@ -102,7 +118,7 @@ def stats_unanswered(day: str) -> str:
     return f"anju:stats:unanswered:{day}"
 
 
-# --- media nodes (gateway/handoff_nodes.py) ---
+# --- media nodes (gateway/handoff/nodes.py) ---
 VIDEO_NODE_TTL_S = 10
 
 
@@ -119,3 +135,43 @@ def video_node(node_id: str) -> str:
 def video_room_node(room_id: str) -> str:
     """The media node that hosts a room: every peer of the room goes there (room affinity)."""
     return f"anju:video:room_node:{room_id}"
+
+
+# --- staff login lockout (gateway/staff_auth.py) and parked audit records (gateway/audit_client.py) ---
+STAFF_KNOWN_IP_TTL_S = 30 * 24 * 3600
+
+
+def staff_login_ip_failures(ip: str) -> str:
+    """Failed staff logins from one client IP in the current window (expires with STAFF_LOGIN_FAIL_TTL_S)."""
+    return f"anju:staff:login_fail_ip:{ip}"
+
+
+def staff_known_ip(username: str, ip: str) -> str:
+    """Set when an account logged in from an IP; such an IP is spared the account-wide lock."""
+    return f"anju:staff:known_ip:{username}:{ip}"
+
+
+def audit_parked() -> str:
+    """Stream of audit records the core could not take yet, oldest first; never expires (drained by AuditClient)."""
+    return "anju:audit:parked"
+
+
+def audit_rejected() -> str:
+    """Stream of parked audit records the core refused for good (4xx), kept for an operator to inspect."""
+    return "anju:audit:rejected"
+
+
+# --- handoff upkeep: staff who never join, restarts, recording retention (gateway/handoff/) ---
+def handoff_active() -> str:
+    """Sorted set: active ticket id -> accept time (ms); the sweep for staff who never joined reads it."""
+    return "anju:handoff:active"
+
+
+def handoff_ticket_match() -> str:
+    """SCAN pattern of every ticket hash: the restart reconciliation also finds tickets the index lacks."""
+    return "anju:handoff:ticket:*"
+
+
+def video_recording_deletion(file_name: str) -> str:
+    """Claimed by the one process (gateway or media node) that deletes and audits an expired recording."""
+    return f"anju:video:recording_deletion:{file_name}"

@@ -5,7 +5,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,19 +38,51 @@ DEV_STAFF_ACCOUNTS = [
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore")
 
-    anju_env: Literal["development", "test", "production"] = "development"
+    # Fails closed: unset means production, which refuses every development secret below.
+    anju_env: Literal["development", "test", "production"] = "production"
     redis_url: str = "redis://127.0.0.1:6379/0"
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-rasa-token")
+    rasa_gateway_token: SecretStr = SecretStr("dev-rasa-gateway-token")  # the gateway channel's header
     rasa_timeout_s: float = 15.0
     action_server_url: str = "http://127.0.0.1:5055"
     core_url: str = "http://127.0.0.1:8001"
     core_api_token: SecretStr = SecretStr("dev-core-token")
+    # Signs the channel identities (a WeChat openid, a verified caller) the actions may trust (bot/identity_assertion.py).
+    identity_assertion_key: SecretStr = SecretStr("dev-identity-assertion-key")
+    identity_assertion_ttl_s: int = 300
     health_timeout_s: float = 2.0
     chat_max_chars: int = 2000
+    # Chat sessions (gateway/sessions.py): how long an idle conversation is kept, and how long
+    # verified state survives without a turn (the core forgets verification after 15 idle minutes too).
+    session_idle_ttl_s: int = 7 * 24 * 3600
+    session_verified_idle_s: int = 15 * 60
+    # Set when a TLS-terminating proxy serves the gateway: session cookies are then marked Secure.
+    behind_tls: bool = False
+    # WebSockets: a silent socket is closed after ws_idle_timeout_s (clients send pings); a frame
+    # over ws_max_frame_bytes is refused (a chat message is at most chat_max_chars characters).
+    ws_idle_timeout_s: float = 10 * 60
+    ws_first_frame_timeout_s: float = 10.0
+    ws_max_frame_bytes: int = 16 * 1024
+    # Limits on public endpoints (gateway/limits.py). Bodies in bytes; rates "count/window_s",
+    # counted in redis per session (sender) and per client IP. The load benches set their own.
+    limit_body_default_bytes: int = 32 * 1024
+    limit_body_chat_bytes: int = 16 * 1024
+    limit_body_sdp_bytes: int = 64 * 1024
+    rate_chat_session: str = "30/60"
+    rate_chat_ip: str = "300/60"       # many citizens may share one IP (an office, a carrier NAT)
+    rate_session_new_ip: str = "60/60"
+    rate_handoff_session: str = "6/600"
+    rate_booking_session: str = "3/86400"
+    rate_booking_ip: str = "10/86400"
+    rate_priority_ip: str = "3/86400"  # self-declared elder mode: priority tickets per IP a day
+    # X-Forwarded-For is believed only from these addresses/networks (the TLS proxy); empty: never.
+    trusted_proxies: list[str] = []
+    # WebSocket Origins allowed besides this site's own (e.g. the WeChat mini-program's web-view host).
+    allowed_origins: list[str] = []
     web_widget_dir: Path = ROOT / "web_widget"
 
-    # Video handoff (gateway/handoff.py, video/). Hours are local time in handoff_timezone.
+    # Video handoff (gateway/handoff/, video/). Hours are local time in handoff_timezone.
     handoff_timezone: str = "Asia/Shanghai"
     handoff_staff_hours: str = "09:00-17:00"
     handoff_staff_days: list[int] = [1, 2, 3, 4, 5]
@@ -58,6 +90,9 @@ class Settings(BaseSettings):
     handoff_max_wait_s: int = 1800
     handoff_grace_s: int = 120
     handoff_staff_reconnect_s: int = 20
+    # A staff member who accepts and has not joined the call this long after is taken off it: the citizen
+    # goes back to the front of the queue (gateway.handoff.media, swept where the rooms live).
+    handoff_staff_join_timeout_s: int = 60
     handoff_slot_minutes: int = 30
     handoff_slot_capacity: int = 2
     video_room_token_ttl_s: int = 120
@@ -65,13 +100,15 @@ class Settings(BaseSettings):
     video_ice_username: str = ""
     video_ice_credential: SecretStr = SecretStr("")
     video_recordings_dir: Path = ROOT / "var" / "recordings"
+    # Recordings older than this are deleted, each deletion audited (gateway.handoff.retention, hourly).
+    video_recording_retention_days: int = Field(default=180, ge=1)
     video_width: int = 640
     video_height: int = 480
     video_fps: int = 15
     video_loopback_ice: bool = False  # tests only: offer 127.0.0.1 candidates
     # Forward the browsers' VP8/Opus instead of decoding and re-encoding (video.passthrough): ~6x less CPU.
     video_relay_encoded: bool = True
-    # Media on separate node processes (python -m gateway.handoff_node) found through redis, not in the gateway.
+    # Media on separate node processes (python -m gateway.handoff.node) found through redis, not in the gateway.
     video_media_nodes: bool = False
     video_node_host: str = "127.0.0.1"
     video_node_token: SecretStr = SecretStr("dev-video-node-token")
@@ -79,22 +116,40 @@ class Settings(BaseSettings):
     video_node_timeout_s: float = 10.0
     staff_accounts: list[StaffAccount] = DEV_STAFF_ACCOUNTS
     staff_session_ttl_s: int = 8 * 3600
+    staff_session_idle_s: int = 30 * 60
+    # Audit records go to the core (POST /audit/records); parked in redis while it is away and
+    # merged into the chain every audit_drain_interval_s (gateway/audit_client.py).
+    audit_timeout_s: float = 5.0
+    audit_drain_interval_s: float = 30.0
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":
-        if self.anju_env == "production" and self.rasa_token.get_secret_value().startswith("dev-"):
-            raise ValueError("RASA_TOKEN must be set to a real secret in production")
-        if self.anju_env == "production":
-            dev_names = {a.username for a in DEV_STAFF_ACCOUNTS}
-            dev_secrets = {a.totp_secret.get_secret_value() for a in DEV_STAFF_ACCOUNTS}
-            if any(a.username in dev_names or a.totp_secret.get_secret_value() in dev_secrets
-                   for a in self.staff_accounts):
-                raise ValueError("STAFF_ACCOUNTS must replace the demo staff accounts in production")
-            if self.video_node_token.get_secret_value().startswith("dev-"):
-                raise ValueError("VIDEO_NODE_TOKEN must be set to a real secret in production")
-            if self.video_loopback_ice:
-                raise ValueError("VIDEO_LOOPBACK_ICE is for tests only")
+        """Production refuses each development secret with one error that names the setting."""
+        if self.anju_env != "production":
+            return self
+        secrets = {"RASA_TOKEN": self.rasa_token, "RASA_GATEWAY_TOKEN": self.rasa_gateway_token,
+                   "CORE_API_TOKEN": self.core_api_token, "VIDEO_NODE_TOKEN": self.video_node_token,
+                   "IDENTITY_ASSERTION_KEY": self.identity_assertion_key}
+        for name, value in secrets.items():
+            clear = value.get_secret_value()
+            if clear.startswith("dev-") or len(clear) < 16:
+                raise ValueError(f"{name} must be set to a real secret (16+ characters) in production")
+        dev_names = {a.username for a in DEV_STAFF_ACCOUNTS}
+        dev_secrets = {a.totp_secret.get_secret_value() for a in DEV_STAFF_ACCOUNTS}
+        if any(a.username in dev_names or a.totp_secret.get_secret_value() in dev_secrets for a in self.staff_accounts):
+            raise ValueError("STAFF_ACCOUNTS must replace the demo staff accounts in production")
+        if self.video_loopback_ice:
+            raise ValueError("VIDEO_LOOPBACK_ICE is for tests only and refused in production")
         return self
+
+
+def settings_or_exit() -> Settings:
+    """For process entry points: a refused setting is one clear line and exit code 2, not a traceback."""
+    try:
+        return get_settings()
+    except ValueError as exc:
+        reasons = "; ".join(str(e.get("msg", e)).removeprefix("Value error, ") for e in getattr(exc, "errors", lambda: [])())
+        raise SystemExit(f"gateway: refusing to start: {reasons or exc}") from None
 
 
 @lru_cache(maxsize=1)

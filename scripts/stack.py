@@ -88,7 +88,10 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     env_overrides: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
-    media_nodes: int = 0  # media node processes (gateway.handoff_node); 0 keeps media in the gateway
+    media_nodes: int = 0  # media node processes (gateway.handoff.node); 0 keeps media in the gateway
+    # ANJU_ENV of every process: "development" for the run command, "test" for tests and benches.
+    # Every service refuses development secrets in "production" (and defaults to it when unset).
+    env_name: str = "test"
 
     def __post_init__(self) -> None:
         if not Path(self.model_path).is_file():  # rasa silently loads another model otherwise
@@ -98,6 +101,11 @@ class Stack:
         (self.data_dir / "redis").mkdir(parents=True, exist_ok=True)
         self.rasa_token = os.environ.get("RASA_TOKEN") or secrets.token_urlsafe(24)
         self.core_token = os.environ.get("CORE_API_TOKEN") or secrets.token_urlsafe(24)
+        self.action_server_token = os.environ.get("ACTION_SERVER_TOKEN") or secrets.token_urlsafe(24)
+        self.identity_assertion_key = os.environ.get("IDENTITY_ASSERTION_KEY") or secrets.token_urlsafe(24)
+        self.rasa_gateway_token = os.environ.get("RASA_GATEWAY_TOKEN") or secrets.token_urlsafe(24)
+        # The audit chain's key must outlive a restart, or the chain kept in data_dir stops verifying.
+        self.audit_key = os.environ.get("CORE_AUDIT_KEY") or self.kept_secret("audit.key")
         p = self.ports
         self.urls = {
             "redis": f"redis://127.0.0.1:{p.redis}/0",
@@ -114,7 +122,7 @@ class Stack:
                     None, 20, check=self._redis_ok),
             Service("core", [app_py, "-m", "fund", "--host", "127.0.0.1", "--port", str(p.core)],
                     self.urls["core"] + "/healthz", 60),
-            Service("actions", [rasa_bin, "run", "actions", "--actions", "actions", "--port", str(p.actions)],
+            Service("actions", [str(self.rasa_venv / "bin" / "python"), "-m", "actions", "--port", str(p.actions)],
                     self.urls["actions"] + "/health", 120),
             Service("rasa", [rasa_bin, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(p.rasa),
                              f"--auth-token={self.rasa_token}", "-m", str(self.model_path),
@@ -126,6 +134,16 @@ class Stack:
         if self.media_nodes:
             self.add_media_nodes(self.media_nodes)
 
+    def kept_secret(self, name: str) -> str:
+        """A random secret made once per data dir (mode 0600) and read back on every later start."""
+        path = self.data_dir / "secrets" / name
+        if not path.exists():
+            path.parent.mkdir(mode=0o700, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        return path.read_text().strip()
+
     def add_media_nodes(self, count: int) -> list[str]:
         """Adds media node processes, started before the gateway, and points the gateway at them.
         On a running stack, start the returned names and restart the gateway."""
@@ -134,7 +152,7 @@ class Stack:
         for _ in range(count):
             taken = frozenset(vars(self.ports).values())
             name, port = f"media-{sum(n.startswith('media-') for n in self.services)}", free_port(taken)
-            self.services[name] = Service(name, [app_py, "-m", "gateway.handoff_node", "--port", str(port)],
+            self.services[name] = Service(name, [app_py, "-m", "gateway.handoff.node", "--port", str(port)],
                                           f"http://127.0.0.1:{port}/healthz", 60)
             names.append(name)
         gateway = self.services.pop("gateway")
@@ -157,8 +175,12 @@ class Stack:
             "REDIS_URL": self.urls["redis"], "REDIS_HOST": "127.0.0.1", "REDIS_PORT": str(self.ports.redis),
             "REDIS_DB": "0", "REDIS_PASSWORD": env.get("REDIS_PASSWORD", ""),
             "RASA_URL": self.urls["rasa"], "RASA_TOKEN": self.rasa_token,
+            "RASA_GATEWAY_TOKEN": self.rasa_gateway_token, "ACTION_SERVER_TOKEN": self.action_server_token,
+            "IDENTITY_ASSERTION_KEY": self.identity_assertion_key,
             "ACTION_SERVER_URL": self.urls["actions"], "ACTION_ENDPOINT_URL": self.urls["actions"] + "/webhook",
-            "CORE_URL": self.urls["core"], "CORE_API_TOKEN": self.core_token,
+            "CORE_URL": self.urls["core"], "CORE_API_TOKEN": self.core_token, "CORE_AUDIT_KEY": self.audit_key,
+            "ANJU_ENV": self.env_name,
+            "RASA_TRACKER_TTL_S": env.get("RASA_TRACKER_TTL_S", str(90 * 24 * 3600)),
             "CORE_DATABASE_URL": env.get("CORE_DATABASE_URL", f"sqlite:///{self.data_dir / 'core.db'}"),
         })
         env.update(self.env_overrides)
@@ -285,6 +307,7 @@ def main() -> int:
     say = lambda m: print(m, flush=True)  # noqa: E731 - the CLI's progress lines go to the terminal
     ports = Ports(redis=int(os.environ.get("ANJU_REDIS_PORT", 6390)))
     stack = stack_from_env(Path(args.data_dir), ports)
+    stack.env_name = os.environ.get("ANJU_ENV", "development")
     if int(os.environ.get("ANJU_MEDIA_NODES", "0")):  # e.g. one media node per core
         stack.add_media_nodes(int(os.environ["ANJU_MEDIA_NODES"]))
     def on_signal(signum, frame):  # SIGTERM stops as cleanly as Ctrl-C

@@ -17,6 +17,9 @@ for path in (ROOT, ROOT / "scripts", ROOT / "tests"):
 
 from stack import Ports, Stack, stack_from_env  # noqa: E402
 
+# Every service defaults to production, which refuses development secrets; tests run as "test".
+os.environ.setdefault("ANJU_ENV", "test")
+
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",

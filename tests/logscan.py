@@ -1,8 +1,11 @@
 """Finds unmasked personal data in log files: the last line of defence for masking.
 
-An ID number counts when it passes the GB 11643 checksum (so timestamps and other long
-digit runs are not mistaken for one); a mobile number when it stands alone, not inside
-a longer run of letters or digits (tokens and hashes are hex).
+Independent of the product's detector (bot/pii.py) on purpose, so it can catch what masking
+misses. An ID number counts when it passes the GB 11643 checksum (so timestamps and other
+long digit runs are not mistaken for one); a mobile number when it stands alone, not inside
+a longer run of letters or digits (tokens and hashes are hex). Besides, PLANTED holds values
+the tests type into the chat (names, a card number, a spaced ID): any of them found verbatim,
+or as its bare digits, in a log is a leak.
 """
 from __future__ import annotations
 
@@ -14,6 +17,9 @@ from fund.id_numbers import check_char
 
 ID_CANDIDATE = re.compile(r"(?<![0-9A-Za-z])(\d{17}[0-9Xx])(?![0-9A-Za-z])")
 MOBILE = re.compile(r"(?<![0-9A-Za-z])(1[3-9]\d{9})(?![0-9A-Za-z])")
+# Typed by tests/integration and tests/security (demo persons of fund/DEMO_PERSONS.md).
+PLANTED = ("韦娜伟", "魏红霞", "水悦华", "谢翔", "6222 0212 3456 7890 123", "3204 0219 9403 1204 54")
+PLANTED_DIGITS = tuple(re.sub(r"\D", "", v) for v in PLANTED if re.sub(r"\D", "", v))
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,8 @@ def scan_text(text: str, path: Path) -> list[Finding]:
             findings.append(Finding(path, line_no, "ID number"))
         if MOBILE.search(line):
             findings.append(Finding(path, line_no, "mobile number"))
+        if any(value in line for value in PLANTED) or any(digits in line for digits in PLANTED_DIGITS):
+            findings.append(Finding(path, line_no, "planted value"))
     return findings
 
 

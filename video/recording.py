@@ -3,17 +3,21 @@
 We do not use aiortc's MediaRecorder: it sizes a video stream from its first frame, so a
 peer whose camera never sends makes the container fail to open. Here every stream has a fixed
 size and starts at once; a silent peer just leaves its stream short. The file's SHA-256 is
-what enters the audit log.
+what enters the audit log, so a file is never written twice: every opening of a room records
+to a new name (`recording_path`) and the recorder refuses a path that exists.
 """
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import datetime as dt
 import fractions
 import hashlib
 import logging
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
@@ -42,6 +46,16 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def recording_path(directory: Path, room_id: str, now: Optional[dt.datetime] = None) -> Path:
+    """<room>-<UTC time to the microsecond>-<random>.webm: a reconnect, a re-opened room or the same room
+    moved to another media node sharing the directory never lands on an earlier recording's name."""
+    while True:
+        stamp = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = directory / f"{room_id}-{stamp}-{secrets.token_hex(4)}.webm"
+        if not path.exists():
+            return path
+
+
 class SessionRecorder:
     def __init__(self, path: Path, width: int = 640, height: int = 480, fps: int = 15,
                  video_bitrate: int = 400_000, encoded: bool = False):
@@ -59,6 +73,10 @@ class SessionRecorder:
 
     def start(self, tracks: list[MediaStreamTrack]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            open(self.path, "xb").close()  # claims the name: an audited recording is never overwritten
+        except FileExistsError as exc:
+            raise RecordingError(f"{self.path.name} exists already; recordings are never overwritten") from exc
         self._container = av.open(str(self.path), mode="w", format="webm")
         for track in tracks:
             if track.kind == "video":

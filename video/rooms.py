@@ -18,7 +18,7 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.mediastreams import MediaStreamTrack
 
 from video import passthrough
-from video.recording import Recording, RecordingError, SessionRecorder
+from video.recording import Recording, RecordingError, SessionRecorder, recording_path
 from video.tracks import PrivateFrameTrack, SwitchableTrack
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,9 @@ class RoomRegistry:
     def __len__(self) -> int:
         return len(self._rooms)
 
+    def __contains__(self, room_id: object) -> bool:
+        return room_id in self._rooms
+
     def set_peer_lost(self, on_peer_lost: PeerLost) -> None:
         """Called with (room_id, role) when a peer's connection fails (not when we close it)."""
         self._on_peer_lost = on_peer_lost
@@ -188,12 +191,12 @@ class RoomRegistry:
         return room
 
     def open(self, room_id: str) -> Room:
-        """Returns the room, creating it (and starting its recording) on first use."""
+        """Returns the room, creating it (and starting its recording, in a file of its own) on first use."""
         if room_id not in self._rooms:
-            path = self._dir / f"{room_id}.webm" if self._dir else None
+            path = recording_path(self._dir, room_id) if self._dir else None
             self._rooms[room_id] = Room(room_id, self._ice_servers, path, self._peer_lost, *self._size,
                                         relay_encoded=self._encoded)
-            logger.info("video.room.opened room=%s recording=%s", room_id, bool(path))
+            logger.info("video.room.opened room=%s recording=%s", room_id, path.name if path else "-")
         return self._rooms[room_id]
 
     async def _peer_lost(self, room_id: str, role: str) -> None:

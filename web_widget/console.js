@@ -1,10 +1,13 @@
-// Staff console: login (password + TOTP), live queue, accept, video call, transcript, chat, end;
-// supervisors also see today's figures. The session token lives in sessionStorage only.
+// Staff console: login (password + TOTP), live queue, accept, video call, transcript, chat, the
+// citizen's answer to the recording notice, end with an internal note and a summary for the citizen
+// (previewed as the citizen will read it); supervisors also see today's figures. The session token
+// lives in sessionStorage only.
 (function () {
   "use strict";
   const $ = function (id) { return document.getElementById(id); };
   const state = { token: sessionStorage.getItem("anju.staff.token") || "", role: sessionStorage.getItem("anju.staff.role") || "",
-                  ticket: null, pc: null, after: "0", timers: [] };
+                  ticket: null, pc: null, after: "0", timers: [], consent: null };
+  const CONSENT = { pending: "等待市民确认录像告知…", agreed: "市民已同意录像", declined: "市民未同意录像：请用文字交流" };
   window.AnjuConsole = state;
 
   function api(method, path, body) {
@@ -15,7 +18,11 @@
     }).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (b) {
         if (r.status === 401 && state.token) logout();
-        if (!r.ok) throw new Error(b.detail || "请求失败（" + r.status + "）");
+        if (!r.ok) {
+          const error = new Error(b.detail || "请求失败（" + r.status + "）");
+          error.status = r.status;
+          throw error;
+        }
         return b;
       });
     });
@@ -68,6 +75,8 @@
     api("POST", "/api/staff/tickets/" + ticketId + "/accept").then(function (r) {
       state.ticket = r.ticket;
       state.after = "0";
+      state.consent = "pending"; // the message replay below brings an answer given before a requeue
+      showConsent();
       $("call").hidden = false;
       $("chat").replaceChildren();
       renderCase(r.ticket);
@@ -75,13 +84,14 @@
         return li((l.from === "bot" ? "机器人：" : "市民：") + l.text, "from-" + l.from);
       }));
       if (!r.transcript_available) $("transcript").append(li("对话记录暂时无法获取。", "from-system"));
-      state.timers.push(setInterval(pollMessages, 1000));
+      if (!state.polling) state.polling = setInterval(pollMessages, 1000);
       return join(r.room_token, r.ice_servers || []);
     }).catch(function (e) { notice(e.message); });
   }
 
   function renderCase(card) {
-    const rows = [["排队原因", card.reason], ["渠道", card.channel], ["会话", card.sender], ["优先", card.priority ? "是" : "否"]];
+    const rows = [["排队原因", card.reason], ["渠道", card.channel], ["工单", card.ticket_id], ["优先", card.priority ? "是" : "否"],
+                  ["录像同意", CONSENT[state.consent] || CONSENT.pending]];
     Object.keys(card.slots || {}).forEach(function (k) { rows.push([k, card.slots[k]]); });
     $("case").replaceChildren.apply($("case"), rows.flatMap(function (r) {
       const dt = document.createElement("dt"); dt.textContent = r[0];
@@ -138,28 +148,55 @@
     state.pc = null;
   }
 
+  function showConsent() {
+    const status = $("consent-status");
+    status.textContent = CONSENT[state.consent] || "";
+    status.className = state.consent === "declined" ? "declined" : "";
+    if (state.ticket) renderCase(state.ticket);
+  }
+
   function pollMessages() {
     if (!state.ticket) return;
     api("GET", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages?after=" + encodeURIComponent(state.after))
       .then(function (r) {
         r.messages.forEach(function (m) {
           state.after = m.id;
+          if (m.event === "consent") { state.consent = m.consent; showConsent(); }
           const who = { citizen: "市民：", staff: "我：", system: "" }[m.from] || "";
           $("chat").append(li(who + m.text, "from-" + m.from));
         });
-      }).catch(function () {});
+      }).catch(function (e) {
+        // The ticket is no longer ours: staff did not join in time or dropped, and the citizen was requeued.
+        if (e.status === 404) leaveCall("该市民已重新排队（视频未接通或连接中断），请从队列重新接待。");
+      });
+  }
+
+  // What the citizen will read when the service ends (gateway.handoff.desk.citizen_summary, before masking).
+  function citizenSummary(summary) {
+    const text = summary.trim().slice(0, 500).replace(/[。.]+$/, "");
+    return "人工视频服务已结束。" + (text ? "小结：" + text + "。" : "") + "如还有问题，可以继续向智能助手提问。";
+  }
+
+  function showPreview() { $("summary-preview").textContent = citizenSummary($("summary").value); }
+
+  function leaveCall(text) {
+    closePeer();
+    state.ticket = null;
+    state.consent = null;
+    $("note").value = "";
+    $("summary").value = "";
+    showPreview();
+    showConsent();
+    $("call").hidden = true;
+    $("remote").srcObject = null;
+    notice(text);
   }
 
   function end() {
     if (!state.ticket) return;
-    api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/end", { note: $("note").value }).then(function () {
-      closePeer();
-      state.ticket = null;
-      $("note").value = "";
-      $("call").hidden = true;
-      $("remote").srcObject = null;
-      notice("服务已结束，录像已存档。");
-    }).catch(function (e) { notice(e.message); });
+    api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/end", { note: $("note").value, summary: $("summary").value })
+      .then(function () { leaveCall("服务已结束，录像已存档。"); })
+      .catch(function (e) { notice(e.message); });
   }
 
   function refreshStats() {
@@ -198,6 +235,8 @@
     api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages", { text: text }).catch(function (e) { notice(e.message); });
   });
   $("end").addEventListener("click", end);
+  $("summary").addEventListener("input", showPreview);
+  showPreview();
   $("logout").addEventListener("click", logout);
   if (state.token) showDesk();
 })();

@@ -1,11 +1,15 @@
 // Citizen side of the video handoff: the big yes/no offer, queue position (live over
-// /ws/handoff/<ticket>), appointment slots, and the video call with a staff member.
+// /ws/handoff/<ticket>), appointment slots, the recording notice the citizen answers before any
+// media starts (consent_required -> {type: "consent", agree}), and the video call with a staff member.
 // widget.js calls window.AnjuHandoff.onCustom(payload, ui) for every custom bot payload;
-// ui = { addMessage(kind, text, buttons), send(text, shown), senderId(), elderMode() }.
+// ui = { addMessage(kind, text, buttons), send(text, shown), elderMode() }; the session is a cookie.
 (function () {
   "use strict";
   const STORE = "anju.handoff";
-  const state = { phase: "idle", position: null, etaS: null, pc: null, socket: null, ticket: null, ui: null };
+  const state = { phase: "idle", position: null, etaS: null, pc: null, socket: null, ticket: null, ui: null, consent: null };
+  const TEXT_ONLY = "您未同意录像，本次不开启视频。工作人员会用文字和您交流，请在下方输入框留言。";
+  // Phases in which a dropped socket reconnects by itself.
+  const LIVE_PHASES = ["waiting", "consent", "call", "text"];
   let panel = null;
 
   function el(tag, cls, text) {
@@ -15,24 +19,14 @@
     return node;
   }
 
-  // Styles live here so the widget's stylesheet needs nothing for the handoff; big targets for elder mode.
-  const CSS =
-    ".handoff{border:2px solid #1d5fa8;border-radius:12px;padding:12px;margin:8px 0;background:#f2f7fd}" +
-    ".handoff__status{font-size:1.15em;margin:0 0 8px}" +
-    ".handoff__videos{display:flex;gap:8px;flex-wrap:wrap}" +
-    "#anju-handoff-remote{width:100%;max-width:640px;background:#000;border-radius:8px}" +
-    "#anju-handoff-local{width:160px;background:#000;border-radius:8px}" +
-    ".handoff__cancel,.handoff-offer button{min-height:56px;min-width:140px;font-size:1.2em;border-radius:10px;margin:4px}" +
-    ".handoff-offer{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0}" +
-    ".handoff-offer__yes{background:#1d5fa8;color:#fff;border:none}" +
-    ".handoff-offer__no{background:#fff;color:#1d5fa8;border:2px solid #1d5fa8}";
-
+  // Styles are in /static/handoff.css (a stylesheet, not an inline <style>: the CSP allows only 'self').
   function injectCss() {
     if (document.getElementById("anju-handoff-css")) return;
-    const style = el("style");
-    style.id = "anju-handoff-css";
-    style.textContent = CSS;
-    document.head.appendChild(style);
+    const link = el("link");
+    link.id = "anju-handoff-css";
+    link.rel = "stylesheet";
+    link.href = "/static/handoff.css";
+    document.head.appendChild(link);
   }
 
   function ensurePanel() {
@@ -92,8 +86,8 @@
 
   function book(slot, ui) {
     fetch("/api/handoff/appointments", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender_id: ui.senderId(), slot: slot.slot })
+      method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+      body: JSON.stringify({ slot: slot.slot })
     }).then(function (r) { return r.json().then(function (b) { return { ok: r.ok, body: b }; }); })
       .then(function (res) { ui.addMessage(res.ok ? "bot" : "error", res.ok ? res.body.text : res.body.detail); })
       .catch(function () { ui.addMessage("error", "预约失败，请检查网络后重试。"); });
@@ -107,6 +101,7 @@
   }
 
   function showQueue(position, etaS) {
+    removeConsent();
     state.phase = "waiting";
     state.position = position;
     state.etaS = etaS;
@@ -130,18 +125,70 @@
       if (state.socket !== socket) return;
       state.socket = null;
       if (event.code === 1008) { finish(); return; }
-      if (state.phase === "waiting" || state.phase === "call") setTimeout(function () { listen(ui); }, 2000);
+      if (LIVE_PHASES.indexOf(state.phase) >= 0) setTimeout(function () { listen(ui); }, 2000);
     });
   }
 
   function onFrame(frame, ui) {
     if (frame.type === "queue") showQueue(frame.position, frame.eta_s);
-    else if (frame.type === "active") setStatus("工作人员已接入，正在连接视频…");
+    else if (frame.type === "consent_required") askConsent(frame.text);
+    else if (frame.type === "active") onActive(frame.consent);
     else if (frame.type === "call") call(frame.room_token, frame.ice_servers || [], ui);
     else if (frame.type === "message") {
       if (frame.from === "staff") ui.addMessage("staff", "工作人员：" + frame.text);
       else if (frame.from === "system") ui.addMessage("bot", frame.text);
     } else if (frame.type === "ended" || frame.type === "cancelled") finish();
+  }
+
+  // The recording notice: nothing is sent from camera or microphone before the citizen agrees.
+  function askConsent(text) {
+    state.phase = "consent";
+    const box = ensurePanel();
+    box.querySelector(".handoff__cancel").hidden = true;
+    removeConsent();
+    const consent = el("div", "handoff__consent");
+    consent.setAttribute("role", "group");
+    consent.setAttribute("aria-label", "录音录像告知");
+    const notice = el("p", "handoff__consent-text", text);
+    const yes = el("button", "handoff__agree", "同意并开始视频");
+    const no = el("button", "handoff__decline", "不同意（只用文字交流）");
+    yes.type = no.type = "button";
+    yes.addEventListener("click", function () { answerConsent(true); });
+    no.addEventListener("click", function () { answerConsent(false); });
+    consent.append(notice, yes, no);
+    box.insertBefore(consent, box.querySelector(".handoff__videos"));
+    setStatus("工作人员已接入。开始视频前，请阅读以下说明：");
+    yes.focus();
+  }
+
+  function answerConsent(agree) {
+    if (!state.socket || state.socket.readyState !== WebSocket.OPEN) {
+      setStatus("网络连接中断，正在重新连接，请稍后再选择。");
+      return;
+    }
+    state.socket.send(JSON.stringify({ type: "consent", agree: agree }));
+    removeConsent();
+    onActive(agree);
+  }
+
+  function removeConsent() {
+    const box = panel && panel.querySelector(".handoff__consent");
+    if (box) box.remove();
+  }
+
+  function onActive(consent) {
+    state.consent = consent;
+    if (consent === null || consent === undefined) return; // the notice is on screen until answered
+    const box = ensurePanel();
+    box.querySelector(".handoff__cancel").hidden = true;
+    if (consent === false) {
+      state.phase = "text";
+      closePeer();
+      box.querySelector(".handoff__videos").hidden = true;
+      setStatus(TEXT_ONLY);
+    } else if (state.phase !== "call") {
+      setStatus("工作人员已接入，正在连接视频…");
+    }
   }
 
   function waitForIce(pc) {
@@ -155,6 +202,7 @@
   }
 
   async function call(token, iceServers, ui) {
+    removeConsent();
     state.phase = "call";
     const box = ensurePanel();
     box.querySelector(".handoff__cancel").hidden = true;

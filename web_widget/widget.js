@@ -1,4 +1,7 @@
 // Citizen chat widget: WebSocket /ws/chat, falling back to POST /api/chat.
+// The session lives in an HttpOnly cookie the gateway sets (POST /api/session/web); this script
+// never sees a session id or the bot's sender id. After identity verification the gateway asks
+// for a rotation (a new cookie over HTTP), then the socket reconnects with it.
 // Custom bot payloads go to window.AnjuHandoff.onCustom(payload, ui) when handoff.js is loaded.
 (function () {
   "use strict";
@@ -8,9 +11,9 @@
   const status = document.getElementById("status");
   const elderToggle = document.getElementById("elder-toggle");
   const humanButton = document.getElementById("human-button");
-  const SESSION_KEY = "anju.sender_id";
-  let senderId = sessionStorage.getItem(SESSION_KEY) || "";
+  const logoutButton = document.getElementById("logout-button");
   let socket = null;
+  let ending = false;
   let elderMode = sessionStorage.getItem("anju.elder") === "1";
 
   function addMessage(kind, text, buttons) {
@@ -34,8 +37,7 @@
     return item;
   }
 
-  const ui = { addMessage: addMessage, send: send, senderId: function () { return senderId; },
-               elderMode: function () { return elderMode; } };
+  const ui = { addMessage: addMessage, send: send, elderMode: function () { return elderMode; } };
   window.AnjuWidget = ui;
 
   function showReply(messages) {
@@ -56,8 +58,8 @@
       return;
     }
     fetch("/api/chat", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ sender_id: ensureSender(), text: text, metadata: metadata() })
+      method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+      body: JSON.stringify({ text: text, metadata: metadata() })
     }).then(function (r) {
       return r.json().then(function (body) { return { ok: r.ok, body: body }; });
     }).then(function (res) {
@@ -65,28 +67,63 @@
     }).catch(function () { addMessage("error", "网络连接失败，请检查网络后重试。"); });
   }
 
-  function ensureSender() {
-    if (!senderId) {
-      senderId = "web-" + Math.random().toString(16).slice(2, 18);
-      sessionStorage.setItem(SESSION_KEY, senderId);
-    }
-    return senderId;
+  function post(path) {
+    return fetch(path, { method: "POST", credentials: "same-origin" }).then(function (r) {
+      return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+    });
+  }
+
+  // A valid cookie session first (kept if it exists), then the socket, which carries the cookie.
+  function start() {
+    post("/api/session/web").then(function (res) {
+      if (!res.ok) throw new Error("session");
+      connect();
+    }).catch(function () {
+      status.textContent = "暂时无法连接，正在重试…";
+      setTimeout(start, 3000);
+    });
+  }
+
+  function reconnect() {
+    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    start();
   }
 
   function connect() {
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
-    socket = new WebSocket(scheme + location.host + "/ws/chat?sender_id=" + encodeURIComponent(ensureSender()));
-    socket.addEventListener("open", function () { status.textContent = "已连接，请输入您的问题。"; });
-    socket.addEventListener("message", function (event) {
+    const ws = new WebSocket(scheme + location.host + "/ws/chat");
+    socket = ws;
+    ws.addEventListener("open", function () { status.textContent = "已连接，请输入您的问题。"; });
+    ws.addEventListener("message", function (event) {
       let frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
-      if (frame.error) addMessage("error", frame.error);
+      if (frame.type === "session") { if (frame.renew) reconnect(); return; }
+      if (frame.type === "session_rotate") {
+        // Identity verified: a new session id, set as a cookie over HTTP, then a socket that carries it.
+        post("/api/session/rotate").then(reconnect, reconnect);
+        return;
+      }
+      if (frame.error && !frame.reconnect) addMessage("error", frame.error);
       if (frame.messages) showReply(frame.messages);
       if (frame.type && window.AnjuHandoff && window.AnjuHandoff.onFrame) window.AnjuHandoff.onFrame(frame, ui);
     });
-    socket.addEventListener("close", function () {
+    ws.onclose = function () {
+      if (socket !== ws || ending) return;
       status.textContent = "连接已断开，正在重连…（消息仍可发送）";
-      setTimeout(connect, 2000);
+      setTimeout(reconnect, 2000);
+    };
+  }
+
+  function logout() {
+    ending = true;
+    if (socket) { socket.onclose = null; socket.close(); socket = null; }
+    post("/api/session/end").then(function (res) {
+      addMessage("bot", (res.body && res.body.text) || "您已退出。");
+    }).catch(function () {
+      addMessage("error", "退出时网络异常，请关闭页面以确保安全。");
+    }).then(function () {
+      ending = false;
+      start();  // a fresh, unverified session for whoever uses this page next
     });
   }
 
@@ -105,6 +142,7 @@
   });
   elderToggle.addEventListener("click", function () { elderMode = !elderMode; applyElderMode(); });
   humanButton.addEventListener("click", function () { send("转人工"); });
+  logoutButton.addEventListener("click", logout);
   applyElderMode();
-  connect();
+  start();
 })();

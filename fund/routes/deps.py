@@ -41,9 +41,13 @@ CoreDep = Annotated[Core, Depends(core)]
 DbSession = Annotated[Session, Depends(db_session)]
 
 
-def note_audit(request: Request, *, actor: str | None = None, subject: str | None = None) -> None:
-    """Tells the audit middleware who acted on whom (already masked)."""
+def note_audit(request: Request, *, actor: str | None = None, subject: str | None = None,
+               seq: int | None = None) -> None:
+    """Tells the audit middleware who acted on whom (already masked), or, with `seq`, that the
+    call's own record was committed with its change, so the middleware writes none."""
     if actor is not None:
         request.state.audit_actor = actor
     if subject is not None:
         request.state.audit_subject = subject
+    if seq is not None:
+        request.state.audit_seq = seq

@@ -1,5 +1,5 @@
-"""Development only (ANJU_ENV != production): the sandbox's SMS outbox, so tests and the
-dev page can read one-time codes. Never mounted in production."""
+"""Development and test only (CoreSettings.dev_endpoints): the sandbox's SMS outbox, so tests
+and the dev page can read one-time codes. Never mounted in production."""
 from __future__ import annotations
 
 from typing import Annotated

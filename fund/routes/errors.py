@@ -1,7 +1,8 @@
 """The edge's translation of library errors into HTTP: status, stable code, Chinese message.
 
 Every error body is {"detail": {"code": ..., "message": ..., ...extras}}; the code is also
-noted on request.state so the audit record names the outcome.
+noted on request.state so the audit record names the outcome (or, when the library already
+audited the refusal in its transaction, the record's seq, so the middleware writes none).
 """
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from fund.errors import CoreError, IdentityLocked, WrongCode
+from fund.errors import CoreError, IdempotencyConflict, IdentityLocked, TokenExpired, WrongCode
 
 MESSAGES: dict[str, tuple[int, str]] = {
     "invalid_id_format": (422, "身份证号格式不正确：应为18位，前17位为数字，最后一位为数字或X。"),
@@ -25,7 +26,10 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "challenge_expired": (410, "验证码已失效，请重新获取。"),
     "vault_unavailable": (503, "服务暂时不可用，请稍后再试。"),
     "policy_error": (500, "政策数据暂不可用，请稍后再试。"),
+    "idempotency_conflict": (409, "该幂等键已用于内容不同的审计记录。"),
 }
+TOKEN_EXPIRED_MESSAGES = {"id": "请重新输入身份证号。", "ph": "请重新输入手机号码。", "nm": "请重新输入姓名。",
+                          "cd": "请重新输入银行卡号。"}
 
 
 def error_body(code: str, message: str | None = None, **extra) -> dict:
@@ -47,9 +51,15 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, WrongCode):
             extra["attempts_left"] = exc.attempts_left
             message = f"验证码不正确，还可以尝试{exc.attempts_left}次。"
+        elif isinstance(exc, TokenExpired):
+            message = TOKEN_EXPIRED_MESSAGES.get(exc.kind)
+        elif isinstance(exc, IdempotencyConflict):
+            extra.update(seq=exc.seq, fields=exc.fields)
         elif isinstance(exc, IdentityLocked):
             extra["retry_after_s"] = exc.retry_after_s
             message = f"验证失败次数过多，已锁定，请{(exc.retry_after_s + 59) // 60}分钟后再试。"
+        if exc.audit_seq is not None:  # the refusal was audited with the change it made
+            request.state.audit_seq = exc.audit_seq
         headers = {"Retry-After": str(exc.retry_after_s)} if isinstance(exc, IdentityLocked) else None
         response = error_response(request, exc.code, message=message, **extra)
         if headers:

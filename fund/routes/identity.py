@@ -19,7 +19,7 @@ class IdNumberCheck(BaseModel):
 
 
 class ChallengeRequest(IdNumberCheck):
-    name: str = Field(min_length=1, max_length=40)
+    name: str = Field(min_length=1, max_length=40, description="the name, or a pii_nm_ token")
     channel_ref: str = Field(default="unknown", pattern=CHANNEL_REF)
 
 
@@ -43,7 +43,7 @@ async def check_id_number(body: IdNumberCheck, core: CoreDep) -> dict:
 
     Looks up no person and counts no attempt; the answer says nothing about who exists.
     """
-    clear = await run_in_threadpool(core.vault.resolve, body.id_number)
+    clear = await run_in_threadpool(core.vault.resolve, body.id_number, "id")
     id_numbers.validate(clear)
     return {"valid": True}
 
@@ -51,10 +51,12 @@ async def check_id_number(body: IdNumberCheck, core: CoreDep) -> dict:
 @router.post("/challenges", status_code=201)
 async def start_challenge(body: ChallengeRequest, core: CoreDep, request: Request) -> dict:
     note_audit(request, actor=body.channel_ref)
-    clear = await run_in_threadpool(core.vault.resolve, body.id_number)
+    clear = await run_in_threadpool(core.vault.resolve, body.id_number, "id")
     note_audit(request, subject=mask_id_number(id_numbers.normalize(clear)))
     number = id_numbers.validate(clear)
-    started = await run_in_threadpool(core.identity.start_challenge, number, body.name, body.channel_ref)
+    name = await run_in_threadpool(core.vault.resolve, body.name, "nm")
+    started = await run_in_threadpool(core.identity.start_challenge, number, name, body.channel_ref)
+    note_audit(request, seq=started.audit_seq)
     return {"challenge_id": started.challenge_id, "phone_masked": started.phone_masked,
             "expires_in_s": started.expires_in_s}
 
@@ -63,7 +65,7 @@ async def start_challenge(body: ChallengeRequest, core: CoreDep, request: Reques
 async def verify_challenge(challenge_id: str, body: VerifyRequest, core: CoreDep, request: Request) -> dict:
     note_audit(request, subject="challenge:" + challenge_id[:11])
     person = await run_in_threadpool(core.identity.verify_code, challenge_id[:80], body.code)
-    note_audit(request, subject=person.id_masked)
+    note_audit(request, subject=person.id_masked, seq=person.audit_seq)
     return _verified_body(person)
 
 
@@ -71,5 +73,5 @@ async def verify_challenge(challenge_id: str, body: VerifyRequest, core: CoreDep
 async def login_openid(body: OpenidRequest, core: CoreDep, request: Request) -> dict:
     note_audit(request, actor=body.channel_ref, subject="openid:" + body.openid[:6] + "***")
     person = await run_in_threadpool(core.identity.login_openid, body.openid, body.channel_ref)
-    note_audit(request, subject=person.id_masked)
+    note_audit(request, subject=person.id_masked, seq=person.audit_seq)
     return _verified_body(person)

@@ -17,7 +17,7 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-async def _http_ok(url: str, timeout_s: float) -> bool:
+async def http_ok(url: str, timeout_s: float) -> bool:
     try:
         async with httpx.AsyncClient(timeout=timeout_s) as client:
             return (await client.get(url)).status_code == 200
@@ -38,8 +38,8 @@ async def readyz(settings: SettingsDep, redis: RedisDep, rasa: RasaDep) -> JSONR
     results = await asyncio.gather(
         _redis_ok(redis),
         rasa.ready(),
-        _http_ok(settings.action_server_url + "/health", settings.health_timeout_s),
-        _http_ok(settings.core_url + "/healthz", settings.health_timeout_s),
+        http_ok(settings.action_server_url + "/health", settings.health_timeout_s),
+        http_ok(settings.core_url + "/healthz", settings.health_timeout_s),
     )
     checks = {name: "ok" if ok else "unavailable" for name, ok in zip(names, results)}
     ready = all(results)

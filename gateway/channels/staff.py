@@ -9,10 +9,12 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
 
-from gateway.deps import RasaDep
+from gateway.deps import RasaDep, RedisDep
+from gateway.limits import client_ip
 from gateway.handoff import HandoffError, Ticket
 from gateway.privacy import mask_text
 from gateway.rasa_client import RasaUnavailable
+from gateway.vault import reveal_masked
 from gateway.staff_auth import CurrentStaff, LoginRefused, Supervisor, bearer_token
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,13 @@ class StaffText(BaseModel):
 
 
 class EndSession(BaseModel):
+    """note: internal, for staff and supervisors only; summary: what the citizen reads (masked)."""
     note: str = Field(default="", max_length=1000)
+    summary: str = Field(default="", max_length=500)
+
+
+class Priority(BaseModel):
+    priority: bool
 
 
 def _desk(request: Request):
@@ -42,23 +50,31 @@ def _desk(request: Request):
 
 def card(ticket: Ticket, now_ms: int, slots: dict[str, Any]) -> dict[str, Any]:
     """What staff see before they accept: masked, with no clear personal data."""
-    return {"ticket_id": ticket.id, "sender": mask_text(ticket.sender_id), "channel": ticket.sender_id.split("-")[0],
+    # Staff see the ticket id, never a session or sender id (those could continue the citizen's chat).
+    return {"ticket_id": ticket.id, "channel": ticket.sender_id.split("-")[0],
             "priority": ticket.priority, "reason": REASONS.get(ticket.reason, ticket.reason),
             "waited_s": max(0, (now_ms - ticket.created_ms) // 1000), "state": ticket.state.value,
             "slots": {k: mask_text(str(v)) for k, v in slots.items() if k in CASE_SLOTS and v is not None}}
 
 
-def transcript_of(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+async def transcript_of(redis, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The bot conversation as staff may read it: vault tokens shown as masked values (340***********1234)."""
     lines, slots = [], {}
     for e in events:
         if e.get("event") == "user" and e.get("text"):
             intent = ((e.get("parse_data") or {}).get("intent") or {}).get("name")
-            lines.append({"from": "citizen", "text": mask_text(e["text"]), "intent": intent, "at": e.get("timestamp")})
+            text = mask_text(await reveal_masked(redis, e["text"]))
+            lines.append({"from": "citizen", "text": text, "intent": intent, "at": e.get("timestamp")})
         elif e.get("event") == "bot" and e.get("text"):
             lines.append({"from": "bot", "text": mask_text(e["text"]), "at": e.get("timestamp")})
         elif e.get("event") == "slot":
             slots[e.get("name")] = e.get("value")
     return lines, slots
+
+
+async def audited(request: Request, staff: str, action: str, subject: str, outcome: str = "ok") -> None:
+    """Every staff action goes into the core's audit chain (subjects are ticket ids, never personal data)."""
+    await request.app.state.audit.record(staff, action, subject, outcome)
 
 
 async def _ticket_for(request: Request, ticket_id: str, staff: str) -> Ticket:
@@ -70,10 +86,15 @@ async def _ticket_for(request: Request, ticket_id: str, staff: str) -> Ticket:
 
 @router.post("/login")
 async def login(body: Login, request: Request) -> dict:
+    ip = client_ip(request, request.app.state.settings.trusted_proxies)
     try:
-        token, session = await request.app.state.staff_auth.login(body.username, body.password, body.totp)
+        token, session = await request.app.state.staff_auth.login(body.username, body.password, body.totp, client_ip=ip)
     except LoginRefused as exc:
+        await audited(request, body.username[:64], "staff.login", "-", "refused")
+        if exc.retry_after_s:
+            raise HTTPException(status_code=429, detail=exc.message, headers={"Retry-After": str(exc.retry_after_s)})
         raise HTTPException(status_code=401, detail=exc.message)
+    await audited(request, session.username, "staff.login", "-")
     return {"token": token, "username": session.username, "role": session.role, "display_name": session.display_name}
 
 
@@ -88,27 +109,30 @@ async def queue(request: Request, staff: CurrentStaff) -> dict:
     """Polled by the console every couple of seconds; also counts the caller as online for wait estimates."""
     desk = _desk(request)
     await desk.heartbeat(staff.username)
-    now_ms = int(desk.now().timestamp() * 1000)
+    now_ms = desk.clock.ms()
     waiting = [card(t, now_ms, {}) for t in await desk.waiting()]
-    return {"waiting": waiting, "staff_online": await desk.staff_online(), "open": desk.is_open()}
+    return {"waiting": waiting, "staff_online": await desk.staff_online(), "open": desk.appointments.is_open()}
 
 
 @router.post("/tickets/{ticket_id}/accept")
-async def accept(ticket_id: str, request: Request, staff: CurrentStaff, rasa: RasaDep) -> dict:
+async def accept(ticket_id: str, request: Request, staff: CurrentStaff, rasa: RasaDep, redis: RedisDep) -> dict:
     desk = _desk(request)
     try:
         ticket = await desk.accept(ticket_id, staff.username)
     except HandoffError as exc:
         raise HTTPException(status_code=409, detail=exc.message)
-    lines, slots, available = await _transcript(rasa, ticket.sender_id)
+    await audited(request, staff.username, "staff.accept", ticket_id)
+    lines, slots, available = await _transcript(rasa, redis, ticket.sender_id)
+    if available:
+        await audited(request, staff.username, "staff.transcript.read", ticket_id)
     return {"ticket": card(ticket, ticket.accepted_ms, slots), "room_token": await desk.issue_room_token(ticket, "staff"),
             "ice_servers": request.app.state.video.browser_ice_servers,
             "transcript": lines, "transcript_available": available}
 
 
-async def _transcript(rasa, sender_id: str) -> tuple[list, dict, bool]:
+async def _transcript(rasa, redis, sender_id: str) -> tuple[list, dict, bool]:
     try:
-        lines, slots = transcript_of(await rasa.tracker_events(sender_id))
+        lines, slots = await transcript_of(redis, await rasa.tracker_events(sender_id))
         return lines, slots, True
     except (httpx.HTTPError, RasaUnavailable, ValueError) as exc:
         logger.warning("staff.transcript.unavailable error=%s", type(exc).__name__)
@@ -116,9 +140,11 @@ async def _transcript(rasa, sender_id: str) -> tuple[list, dict, bool]:
 
 
 @router.get("/tickets/{ticket_id}/transcript")
-async def transcript(ticket_id: str, request: Request, staff: CurrentStaff, rasa: RasaDep) -> dict:
+async def transcript(ticket_id: str, request: Request, staff: CurrentStaff, rasa: RasaDep, redis: RedisDep) -> dict:
     ticket = await _ticket_for(request, ticket_id, staff.username)
-    lines, slots, available = await _transcript(rasa, ticket.sender_id)
+    lines, slots, available = await _transcript(rasa, redis, ticket.sender_id)
+    if available:
+        await audited(request, staff.username, "staff.transcript.read", ticket_id)
     return {"ticket": card(ticket, ticket.accepted_ms, slots), "transcript": lines, "transcript_available": available}
 
 
@@ -155,13 +181,26 @@ async def end(ticket_id: str, body: EndSession, request: Request, staff: Current
     desk = _desk(request)
     ticket = await _ticket_for(request, ticket_id, staff.username)
     try:
-        ticket = await desk.end(ticket_id, staff.username, body.note)
+        ticket = await desk.end(ticket_id, staff.username, note=body.note, summary=body.summary)
     except HandoffError as exc:
         raise HTTPException(status_code=409, detail=exc.message)
+    written = ("note" if body.note.strip() else "no_note", "summary" if body.summary.strip() else "no_summary")
+    await audited(request, staff.username, "staff.end", ticket_id, " ".join(written))
     await request.app.state.video.close(ticket)
     return {"state": ticket.state.value}
 
 
+@router.post("/tickets/{ticket_id}/priority")
+async def reprioritise(ticket_id: str, body: Priority, request: Request, staff: CurrentStaff) -> dict:
+    """Staff decide priority where the citizen's own word was not enough (or was too generous)."""
+    try:
+        ticket = await _desk(request).set_priority(ticket_id, body.priority)
+    except HandoffError as exc:
+        raise HTTPException(status_code=409, detail=exc.message)
+    await audited(request, staff.username, "staff.priority", ticket_id, "priority" if body.priority else "normal")
+    return {"ticket_id": ticket.id, "priority": ticket.priority}
+
+
 @router.get("/stats")
 async def stats(request: Request, supervisor: Supervisor) -> dict:
-    return await _desk(request).today()
+    return await _desk(request).figures.today()

@@ -2,7 +2,7 @@
 
 Also holds HandoffHook, which the app wires into Conversation: it acts on the bot's handoff
 payloads and routes a handed-off sender's messages to staff. The media side (rooms <-> tickets)
-is gateway.handoff_media: in this process or on media nodes.
+is gateway.handoff.media: in this process or on media nodes.
 """
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
 
-from gateway.conversation import BotMessage, Button, validate_sender_id
-from gateway.handoff import HandoffDesk, HandoffError, Ticket, TicketState
-from gateway.handoff_media import VideoServiceBase
+from gateway import sessions
+from gateway.conversation import BotMessage, Button
+from gateway.limits import Rate, RateLimited, RateLimiter, client_ip, origin_allowed
+from gateway.handoff import HandoffDesk, HandoffError, Ticket, TicketState, VideoServiceBase
+from gateway.handoff.desk import CONSENT_TEXT
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["video"])
@@ -24,6 +26,8 @@ OFFER_TEXT = "需要的话，可以和工作人员视频办理，一对一帮您
 OFFER_BUTTONS = [Button(title="好，视频办理", payload="/accept_handoff"), Button(title="不用了", payload="/decline_handoff")]
 CLOSED_TEXT = "现在不在工作人员服务时间，为您预约视频办理。请选择方便的时间："
 BUSY_TEXT = "目前排队人数较多，预计等待较久，建议预约视频办理。请选择方便的时间："
+# Priority reasons that rest on verified facts: "elderly" is set from the verified ID number's age.
+VERIFIED_REASONS = frozenset({"elderly"})
 QUEUED_TEXT = "已为您排队转接工作人员视频服务，请留意页面上的排队位置。"
 
 
@@ -32,38 +36,59 @@ def offer_message(reason: str) -> BotMessage:
 
 
 class HandoffHook:
-    """Conversation's hook; the bot decides when to offer or start a handoff, the desk decides how."""
+    """Conversation's hook; the bot decides when to offer or start a handoff, the desk decides how.
 
-    def __init__(self, desk: HandoffDesk):
+    Queue priority comes from verified facts (the actions' handoff_start payload, e.g. age from the
+    ID number) or from staff, never from a request field. Self-declared elder mode still gets the
+    priority lane, since SPEC puts the elderly first, but once a day per session and a few times a
+    day per client IP (settings.rate_priority_ip); staff can change any ticket's priority.
+    """
+
+    def __init__(self, desk: HandoffDesk, limiter: RateLimiter, priority_ip_rate: Rate):
         self._desk = desk
+        self._limiter = limiter
+        self._priority_ip_rate = priority_ip_rate
 
     async def route_citizen_message(self, sender_id: str, text: str) -> bool:
         return await self._desk.route_citizen_message(sender_id, text)
 
     async def after_bot_reply(self, sender_id: str, text: str, metadata: dict[str, Any],
-                              messages: list[BotMessage]) -> list[BotMessage]:
+                              messages: list[BotMessage], client_ip: str = "") -> list[BotMessage]:
         out, unanswered = [], False
         for message in messages:
             kind = (message.custom or {}).get("type")
             if kind == "unanswered":
                 unanswered = True
             elif kind == "handoff_start":
-                priority = bool(message.custom.get("priority")) or bool(metadata.get("elder_mode"))
-                out.extend(await self.start(sender_id, priority, str(message.custom.get("reason") or "request")))
+                reason = str(message.custom.get("reason") or "request")
+                priority = bool(message.custom.get("priority"))
+                if priority and reason not in VERIFIED_REASONS:
+                    priority = await self.self_declared_priority(sender_id, client_ip)
+                out.extend(await self.start(sender_id, priority, reason))
             else:
                 out.append(message)
-        await self._desk.record_turn(sender_id, text, unanswered)
+        await self._desk.figures.record_turn(sender_id, text, unanswered)
         if metadata.get("elder_mode") and not any((m.custom or {}).get("type", "").startswith("handoff") for m in out):
-            if await self._desk.mark_offered(sender_id):
+            if await self._desk.appointments.mark_offered(sender_id):
                 out.append(offer_message("elder_mode"))
         return out
+
+    async def self_declared_priority(self, sender_id: str, client_ip: str) -> bool:
+        """The priority lane for a self-declared elder, within the per-session and per-IP allowance."""
+        try:
+            await self._limiter.hit("priority_session", sender_id, Rate(1, 24 * 3600))
+            await self._limiter.hit("priority_ip", client_ip or "unknown", self._priority_ip_rate)
+        except RateLimited:
+            logger.info("handoff.priority.self_declared_refused")
+            return False
+        return True
 
     async def start(self, sender_id: str, priority: bool, reason: str) -> list[BotMessage]:
         """Queues the sender, or offers appointment slots outside staff hours or when the wait is too long."""
         open_ticket = await self._desk.open_ticket(sender_id)
-        if open_ticket is None and await self._desk.should_book():
-            closed = not self._desk.is_open()
-            slots = await self._desk.free_slots()
+        if open_ticket is None and await self._desk.appointments.should_book():
+            closed = not self._desk.appointments.is_open()
+            slots = await self._desk.appointments.free_slots()
             return [BotMessage(text=CLOSED_TEXT if closed else BUSY_TEXT,
                                custom={"type": "handoff_booking", "reason": "closed" if closed else "busy", "slots": slots})]
         ticket = open_ticket or await self._desk.enqueue(sender_id, priority, reason)
@@ -90,16 +115,26 @@ async def _json_object(request: Request) -> dict:
     return body
 
 
+async def _session_sender(request: Request) -> str:
+    """The sender of the caller's chat session: the handoff never takes a sender id from the request."""
+    session = await request.app.state.sessions.get(sessions.presented_id(request))
+    if session is None:
+        raise HTTPException(status_code=401, detail="会话已过期，请刷新页面后再试。")
+    return session.sender_id
+
+
 @router.post("/api/handoff")
 async def request_handoff(request: Request) -> dict:
-    """The widget's own "视频办理" button: same result as the bot's handoff_start payload."""
+    """The widget's own "视频办理" button: same result as the bot's handoff_start payload.
+    `elder_mode: true` is a self-declaration: the priority lane within its allowance."""
     body = await _json_object(request)
-    try:
-        sender_id = validate_sender_id(body.get("sender_id"))
-    except ValueError:
-        raise HTTPException(status_code=422, detail="缺少或错误的会话标识 sender_id。")
+    sender_id = await _session_sender(request)
+    settings = request.app.state.settings
+    ip = client_ip(request, settings.trusted_proxies)
+    await request.app.state.limiter.hit("handoff_session", sender_id, Rate.parse(settings.rate_handoff_session))
     hook: HandoffHook = request.app.state.conversation.handoff
-    return {"messages": [m.model_dump() for m in await hook.start(sender_id, bool(body.get("priority")), "button")]}
+    priority = bool(body.get("elder_mode")) and await hook.self_declared_priority(sender_id, ip)
+    return {"messages": [m.model_dump() for m in await hook.start(sender_id, priority, "button")]}
 
 
 @router.post("/api/handoff/{ticket_id}/cancel")
@@ -115,13 +150,14 @@ async def cancel_handoff(ticket_id: str, request: Request) -> dict:
 @router.post("/api/handoff/appointments")
 async def book_appointment(request: Request) -> dict:
     body = await _json_object(request)
+    sender_id = await _session_sender(request)
+    settings, limiter = request.app.state.settings, request.app.state.limiter
+    await limiter.hit("booking_session", sender_id, Rate.parse(settings.rate_booking_session))
+    await limiter.hit("booking_ip", client_ip(request, settings.trusted_proxies), Rate.parse(settings.rate_booking_ip))
     try:
-        sender_id = validate_sender_id(body.get("sender_id"))
-        label = await _service(request).desk.book(sender_id, str(body.get("slot", "")))
+        label = await _service(request).desk.appointments.book(sender_id, str(body.get("slot", "")))
     except HandoffError as exc:
         raise HTTPException(status_code=409, detail=exc.message)
-    except ValueError:
-        raise HTTPException(status_code=422, detail="缺少或错误的会话标识 sender_id。")
     return {"slot": body["slot"], "label": label,
             "text": f"已为您预约 {label} 的视频办理，届时打开本页面点击“视频办理”即可接通工作人员。"}
 
@@ -138,11 +174,24 @@ async def video_offer(request: Request) -> dict:
 
 @router.websocket("/ws/handoff/{ticket_id}")
 async def handoff_socket(websocket: WebSocket, ticket_id: str) -> None:
-    """First frame {"key": ...}; then queue position, call tokens, staff messages and the end, live."""
+    """First frame {"key": ...}; then queue position, the recording notice, call tokens (only after the
+    citizen agreed to the recording), staff messages and the end, live.
+
+    Server -> citizen: queue, consent_required {text} (once staff accepted, until answered), active
+    {staff, consent: true|false|null}, call {room_token, ice_servers} (consent true only), message,
+    ended/cancelled. Citizen -> server: ping, cancel, rejoin, consent {agree: true|false}.
+    """
     service = _service(websocket)
+    settings = websocket.app.state.settings
+    if not origin_allowed(websocket, settings.allowed_origins):
+        await websocket.close(code=WS_BAD_MESSAGE)
+        return
     await websocket.accept()
     try:
-        first = json.loads(await websocket.receive_text())
+        raw = await asyncio.wait_for(websocket.receive_text(), timeout=settings.ws_first_frame_timeout_s)
+        if len(raw) > 1024:
+            raise ValueError("first frame too long")
+        first = json.loads(raw)
         ticket = await service.desk.get(ticket_id)
         if not isinstance(first, dict) or not ticket or first.get("key") != ticket.key:
             await websocket.close(code=WS_BAD_MESSAGE, reason="bad ticket or key")
@@ -157,6 +206,9 @@ async def handoff_socket(websocket: WebSocket, ticket_id: str) -> None:
             task.result()
     except (WebSocketDisconnect, ValueError):
         logger.info("handoff.ws.closed ticket=%s", ticket_id)
+    except asyncio.TimeoutError:
+        logger.info("handoff.ws.silent ticket=%s", ticket_id)
+        await websocket.close(code=WS_BAD_MESSAGE, reason="no key")
     except Exception:
         logger.exception("handoff.ws.failed ticket=%s", ticket_id)
         await websocket.close(code=WS_INTERNAL)
@@ -170,21 +222,25 @@ async def _read_citizen(websocket: WebSocket, service: VideoServiceBase, ticket:
             await service.desk.cancel(ticket.id, ticket.key)
         elif kind == "rejoin":
             wants_call.set()
+        elif kind == "consent" and isinstance(frame.get("agree"), bool):
+            await service.desk.record_consent(ticket.id, frame["agree"])  # wakes the pusher, which sends the call
         elif kind != "ping":
             await websocket.send_json({"type": "error", "text": "消息格式错误。"})
 
 
 async def _push_citizen(websocket: WebSocket, service: VideoServiceBase, ticket_id: str, wants_call: asyncio.Event) -> None:
-    desk, after, after_event, last_status, called_room = service.desk, "0", "0", None, ""
+    desk, after, after_event, last_status, called_room, asked = service.desk, "0", "0", None, "", False
     while True:
         messages, after_event = await desk.updates(ticket_id, after, after_event, block_ms=1000)
         for message in messages:
             after = message["id"]
-            await websocket.send_json({"type": "message", **message})
+            if message.get("to") != "staff":  # notices for staff only (e.g. the consent answer)
+                await websocket.send_json({"type": "message", **message})
         ticket = await desk.get(ticket_id)
         if ticket is None or ticket.state in (TicketState.ENDED, TicketState.CANCELLED):
             for message in await desk.messages(ticket_id, after):
-                await websocket.send_json({"type": "message", **message})
+                if message.get("to") != "staff":
+                    await websocket.send_json({"type": "message", **message})
             await websocket.send_json({"type": ticket.state.value if ticket else "cancelled"})
             await websocket.close(code=1000)
             return
@@ -192,10 +248,15 @@ async def _push_citizen(websocket: WebSocket, service: VideoServiceBase, ticket_
         if ticket.state == TicketState.WAITING:
             position = await desk.position(ticket_id) or 0
             status = {"type": "queue", "position": position, "eta_s": await desk.eta_s(position)}
-            called_room = ""
+            called_room, asked = "", False
         else:
-            status = {"type": "active", "staff": ticket.staff}
-            if ticket.room_id != called_room or wants_call.is_set():
+            status = {"type": "active", "staff": ticket.staff, "consent": ticket.consent}
+            if ticket.consent is None:
+                wants_call.clear()
+                if not asked:  # asked once per socket; a reconnect asks again only if it was never answered
+                    asked = True
+                    await websocket.send_json({"type": "consent_required", "text": CONSENT_TEXT})
+            elif ticket.consent and (ticket.room_id != called_room or wants_call.is_set()):
                 wants_call.clear()
                 called_room = ticket.room_id
                 await websocket.send_json({"type": "call", "room_token": await desk.issue_room_token(ticket, "citizen"),

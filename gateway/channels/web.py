@@ -1,25 +1,42 @@
-"""Web widget channel: POST /api/chat and WebSocket /ws/chat."""
+"""Web widget and API clients: sessions, POST /api/chat and WebSocket /ws/chat.
+
+The session comes from the `anju_session` cookie (widget) or `Authorization: Bearer` (API
+clients); without a valid one a new session starts. A `sender_id` sent by an old client is
+ignored. After identity verification the session id is rotated: at once on /api/chat, and
+over the WebSocket by telling the widget (`session_rotate`), which calls /api/session/rotate,
+because a cookie cannot be set over an open socket; sockets of the old id are then closed.
+"""
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import secrets
+from typing import Optional
 
-from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
+from redis.exceptions import RedisError
 
-from gateway.conversation import BOT_UNAVAILABLE, BotMessage, BotUnavailable, ChatInputError
-from gateway.deps import ConversationDep
+from gateway import sessions
+from gateway.limits import Rate, RateLimited, client_ip, origin_allowed
+from gateway.conversation import BOT_UNAVAILABLE, BotMessage, BotUnavailable, ChatInputError, is_identity_verified
+from gateway.deps import ConversationDep, LimiterDep, SessionsDep, SettingsDep
+from gateway.sessions import Session, SessionStore
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["web"])
 
-WS_BAD_MESSAGE = 1008
+WS_BAD_MESSAGE, WS_TOO_BIG, WS_INTERNAL = 1008, 1009, 1011
+WS_SESSION_GONE = 4001  # the session was rotated or ended: reconnect with the current cookie
+ENDED_TEXT = "您已退出，本次会话的身份验证已失效。如需继续办理，请重新提问。"
+SESSION_GONE = "会话已更新或已结束，正在重新连接。"
+SESSION_UNAVAILABLE = "服务暂时繁忙，请稍后再试；急需办理可拨打 12329 服务热线。"
 
 
 class ChatReply(BaseModel):
-    sender_id: str
     messages: list[BotMessage]
+    # Present only when this reply issued a new session or rotated it (API clients keep the new one).
+    token: Optional[str] = None
 
 
 async def read_json_object(request: Request) -> dict:
@@ -29,50 +46,210 @@ async def read_json_object(request: Request) -> dict:
     except (ValueError, UnicodeDecodeError):
         raise ChatInputError("请求格式错误：请求体必须是 JSON。", status_code=400)
     if not isinstance(body, dict):
-        raise ChatInputError("请求格式错误：需要 JSON 对象，例如 {\"sender_id\": \"...\", \"text\": \"...\"}。", status_code=400)
+        raise ChatInputError("请求格式错误：需要 JSON 对象，例如 {\"text\": \"...\"}。", status_code=400)
     return body
 
 
-@router.post("/api/chat", response_model=ChatReply)
-async def chat(request: Request, conversation: ConversationDep) -> ChatReply:
+async def _session_or_unavailable(store: SessionStore, session_id: Optional[str]) -> Optional[Session]:
+    try:
+        return await store.get(session_id)
+    except RedisError as exc:
+        logger.warning("session.store.unavailable error=%s", type(exc).__name__)
+        raise BotUnavailable() from exc
+
+
+async def _new_session(store: SessionStore, limiter, settings, conn, channel: str) -> Session:
+    """A new session, limited per client IP so nobody can fill redis with them."""
+    try:
+        await limiter.hit("session_new", client_ip(conn, settings.trusted_proxies), Rate.parse(settings.rate_session_new_ip))
+        return await store.create(channel)
+    except RedisError as exc:
+        raise BotUnavailable() from exc
+
+
+async def _count_turn(limiter, settings, conn, session: Session) -> None:
+    try:
+        await limiter.hit("chat_session", session.sender_id, Rate.parse(settings.rate_chat_session))
+        await limiter.hit("chat_ip", client_ip(conn, settings.trusted_proxies), Rate.parse(settings.rate_chat_ip))
+    except RedisError as exc:
+        raise BotUnavailable() from exc
+
+
+class Issued:
+    """What a reply must hand back to the client: a new session id as cookie or as token."""
+
+    def __init__(self, request: Request, settings, cookie: bool):
+        self._request, self._settings, self.cookie = request, settings, cookie
+        self.session_id: Optional[str] = None
+
+    def apply(self, response: Response) -> Optional[str]:
+        if self.session_id is None:
+            return None
+        if self.cookie:
+            sessions.set_cookie(response, self._request, self.session_id, self._settings.session_idle_ttl_s,
+                                self._settings.behind_tls)
+            return None
+        return self.session_id
+
+
+@router.post("/api/session")
+async def new_api_session(request: Request, store: SessionsDep, limiter: LimiterDep, settings: SettingsDep) -> dict:
+    """API clients: a fresh session, sent back as `Authorization: Bearer <token>`."""
+    session = await _new_session(store, limiter, settings, request, "api")
+    return {"token": session.id}
+
+
+@router.post("/api/session/web")
+async def web_session(request: Request, response: Response, store: SessionsDep, limiter: LimiterDep,
+                      settings: SettingsDep) -> dict:
+    """The widget on load: keeps a valid cookie session, or sets a new one (HttpOnly, never readable by JS)."""
+    session = await _session_or_unavailable(store, request.cookies.get(sessions.COOKIE))
+    if session is None:
+        session = await _new_session(store, limiter, settings, request, "web")
+        sessions.set_cookie(response, request, session.id, settings.session_idle_ttl_s, settings.behind_tls)
+    return {"active": True, "verified": session.verified}
+
+
+@router.post("/api/session/rotate")
+async def rotate_session(request: Request, response: Response, store: SessionsDep, settings: SettingsDep) -> dict:
+    session = await _session_or_unavailable(store, sessions.presented_id(request))
+    if session is None:
+        raise ChatInputError("会话不存在或已过期，请刷新页面。", status_code=401)
+    fresh = await store.rotate(session)
+    if sessions.uses_cookie(request):
+        sessions.set_cookie(response, request, fresh.id, settings.session_idle_ttl_s, settings.behind_tls)
+        return {"rotated": True}
+    return {"rotated": True, "token": fresh.id}
+
+
+@router.post("/api/session/end")
+async def end_session(request: Request, response: Response, store: SessionsDep, conversation: ConversationDep) -> dict:
+    """The widget's “退出”: the session and its verified state end; the next visit starts afresh."""
+    session = await _session_or_unavailable(store, sessions.presented_id(request))
+    sessions.clear_cookie(response)
+    if session is not None:
+        await store.end(session)
+        if session.verified:
+            await conversation.forget_verification(session.sender_id)
+    return {"ended": True, "text": ENDED_TEXT}
+
+
+async def _turn(conversation, store: SessionStore, session: Session, text, metadata, ip: str) -> list[BotMessage]:
+    try:
+        if await store.touch(session):
+            await conversation.forget_verification(session.sender_id)
+    except RedisError as exc:
+        raise BotUnavailable() from exc
+    messages = await conversation.turn(session.sender_id, text, metadata, client_ip=ip)
+    if any(is_identity_verified(m) for m in messages):
+        await store.mark_verified(session)
+    return messages
+
+
+@router.post("/api/chat", response_model=ChatReply, response_model_exclude_none=True)
+async def chat(request: Request, response: Response, conversation: ConversationDep, store: SessionsDep,
+               limiter: LimiterDep, settings: SettingsDep) -> ChatReply:
     body = await read_json_object(request)
-    sender_id = body.get("sender_id")
-    messages = await conversation.turn(sender_id, body.get("text"), body.get("metadata"))
-    return ChatReply(sender_id=sender_id, messages=messages)
+    session = await _session_or_unavailable(store, sessions.presented_id(request))
+    issued = Issued(request, settings, cookie=sessions.uses_cookie(request))
+    if session is None:
+        session = await _new_session(store, limiter, settings, request, "web" if issued.cookie else "api")
+        issued.session_id = session.id
+    await _count_turn(limiter, settings, request, session)
+    messages = await _turn(conversation, store, session, body.get("text"), body.get("metadata"),
+                           client_ip(request, settings.trusted_proxies))
+    if any(is_identity_verified(m) for m in messages):
+        session = await store.rotate(session)
+        issued.session_id = session.id
+    shown = [m for m in messages if not is_identity_verified(m)]
+    return ChatReply(messages=shown, token=issued.apply(response))
 
 
 @router.websocket("/ws/chat")
 async def chat_socket(websocket: WebSocket) -> None:
-    """Frames in: {"text": "..."}; frames out: {"messages": [...]} or {"error": "..."}.
+    """Frames in: {"text": "..."}; frames out: {"messages": [...]}, {"error": "..."} or {"type": ...}.
 
-    The session id comes from ?sender_id= (so a reload keeps the conversation) or is
-    created here and sent in the first frame.
+    The first frame out is {"type": "session", "new": bool}, plus "token" for a new session of a
+    client without cookies, or "renew" (then the socket closes) for a stale cookie. Every frame in is checked against the live session, so a socket of a
+    rotated or ended session id is closed (4001) and cannot go on with the conversation.
     """
-    conversation = websocket.app.state.conversation
-    sender_id = websocket.query_params.get("sender_id") or f"web-{secrets.token_hex(8)}"
+    app = websocket.app
+    conversation, store, settings = app.state.conversation, app.state.sessions, app.state.settings
+    if not origin_allowed(websocket, settings.allowed_origins):
+        logger.warning("chat.ws.origin_refused")
+        await websocket.close(code=WS_BAD_MESSAGE)  # before accept: the handshake is answered 403
+        return
     await websocket.accept()
-    await websocket.send_json({"sender_id": sender_id})
     try:
-        while True:
-            raw = await websocket.receive_text()
-            try:
-                frame = json.loads(raw)
-                if not isinstance(frame, dict):
-                    raise ValueError
-            except ValueError:
-                await websocket.send_json({"error": "消息格式错误：需要 JSON 对象 {\"text\": \"...\"}。"})
-                continue
-            try:
-                messages = await conversation.turn(sender_id, frame.get("text"), frame.get("metadata"))
-            except ChatInputError as exc:
-                if exc.message.startswith("会话标识"):
-                    await websocket.close(code=WS_BAD_MESSAGE, reason="bad sender_id")
-                    return
-                await websocket.send_json({"error": exc.message})
-                continue
-            except BotUnavailable:
-                await websocket.send_json({"error": BOT_UNAVAILABLE, "retry": True})
-                continue
-            await websocket.send_json({"messages": [m.model_dump() for m in messages]})
+        session = await store.get(sessions.presented_id(websocket))
+        if session is None and sessions.uses_cookie(websocket):
+            # A stale cookie: only an HTTP call can set a new one, so the widget renews and reconnects.
+            await websocket.send_json({"type": "session", "new": True, "renew": True})
+            await websocket.close(code=WS_SESSION_GONE)
+            return
+        new = session is None
+        if new:
+            session = await _new_session(store, app.state.limiter, settings, websocket, "api")
+    except RateLimited as exc:
+        await websocket.send_json({"error": exc.message, "retry_after_s": exc.retry_after_s})
+        await websocket.close(code=WS_BAD_MESSAGE)
+        return
+    except (RedisError, BotUnavailable):
+        await websocket.send_json({"error": SESSION_UNAVAILABLE, "retry": True})
+        await websocket.close(code=WS_INTERNAL)
+        return
+    first = {"type": "session", "new": new}
+    if new and not sessions.uses_cookie(websocket):
+        first["token"] = session.id
+    await websocket.send_json(first)
+    try:
+        await _serve_socket(websocket, conversation, store, settings, session)
     except WebSocketDisconnect:
-        logger.info("chat.ws.closed sender=%s", sender_id)
+        logger.info("chat.ws.closed channel=%s", session.channel)
+
+
+async def _serve_socket(websocket: WebSocket, conversation, store: SessionStore, settings, session: Session) -> None:
+    while True:
+        try:
+            raw = await asyncio.wait_for(websocket.receive_text(), timeout=settings.ws_idle_timeout_s)
+        except asyncio.TimeoutError:
+            await websocket.close(code=1000, reason="idle")
+            return
+        if len(raw) > settings.ws_max_frame_bytes:
+            await websocket.send_json({"error": f"消息太长了，请控制在 {settings.chat_max_chars} 字以内。"})
+            await websocket.close(code=WS_TOO_BIG)
+            return
+        try:
+            current = await store.get(session.id)
+        except RedisError:
+            await websocket.send_json({"error": SESSION_UNAVAILABLE, "retry": True})
+            continue
+        if current is None:
+            await websocket.send_json({"error": SESSION_GONE, "reconnect": True})
+            await websocket.close(code=WS_SESSION_GONE)
+            return
+        session = current
+        try:
+            frame = json.loads(raw)
+            if not isinstance(frame, dict):
+                raise ValueError
+        except ValueError:
+            await websocket.send_json({"error": "消息格式错误：需要 JSON 对象 {\"text\": \"...\"}。"})
+            continue
+        try:
+            await _count_turn(websocket.app.state.limiter, settings, websocket, session)
+            messages = await _turn(conversation, store, session, frame.get("text"), frame.get("metadata"),
+                                   client_ip(websocket, settings.trusted_proxies))
+        except RateLimited as exc:
+            await websocket.send_json({"error": exc.message, "retry_after_s": exc.retry_after_s})
+            continue
+        except ChatInputError as exc:
+            await websocket.send_json({"error": exc.message})
+            continue
+        except BotUnavailable:
+            await websocket.send_json({"error": BOT_UNAVAILABLE, "retry": True})
+            continue
+        out = [m.model_dump() for m in messages if not is_identity_verified(m)]
+        await websocket.send_json({"messages": out})
+        if len(out) < len(messages):
+            await websocket.send_json({"type": "session_rotate"})

@@ -109,6 +109,7 @@ class Reply:
         self.texts = [render(domain, m, slots) for m in messages]
         self.text = "\n".join(self.texts)
         self.buttons = [b for m in messages for b in m.get("buttons") or []]
+        self.customs = [m.get("custom") for m in messages if m.get("custom")]  # payloads for the gateway/widget
 
     def slots(self) -> Dict[str, Any]:
         return {e["name"]: e["value"] for e in self.events if e.get("event") == "slot"}

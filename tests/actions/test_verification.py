@@ -1,7 +1,9 @@
 """Identity verification: every refusal from the core becomes a prompt that says what to do."""
 from actions.verification import ActionResetVerification, ValidateVerificationForm
+from bot import identity_assertion
 
 from tests.actions.conftest import make_tracker, run
+from tests.actions.identity import assertion_key  # noqa: F401 - fixture
 
 ID = "pii_id_3f9a0c1d2e4b5a6f"
 FORM = "verification_form"
@@ -34,6 +36,7 @@ def test_id_alone_is_checked_kept_and_the_name_is_asked_next(core, domain):
     reply = form_turn(domain, id_number=f"身份证{ID}")
     assert reply.slots()["id_number"] == ID
     assert core.calls == [("POST", "/identity/id-numbers/check", {"id_number": ID})]
+    assert {"type": "expects", "slot": "person_name"} in reply.customs  # the gateway tokenises the answer
 
 
 def test_wrong_checksum_is_said_right_after_the_id_before_the_name(core, domain):
@@ -64,6 +67,7 @@ def test_a_name_that_is_not_a_name_is_asked_again(core, domain):
     assert reply.slots()["person_name"] is None
     assert "中文姓名" in reply.text
     assert core.calls == []
+    assert {"type": "expects", "slot": "person_name"} in reply.customs
 
 
 def test_wrong_checksum_asks_for_the_id_again_and_keeps_the_name(core, domain):
@@ -108,6 +112,7 @@ def test_wrong_code_says_how_many_attempts_are_left(core, domain):
     assert core.calls[0][2] == {"code": "123456"}
     assert reply.slots()["otp_code"] is None
     assert "还可以再试2次" in reply.text
+    assert {"type": "identity_verified"} not in reply.customs
     assert "requested_slot" not in reply.slots() or reply.slots()["requested_slot"] == "otp_code"
 
 
@@ -144,6 +149,7 @@ def test_right_code_verifies_and_forgets_what_was_typed(core, domain):
     assert slots["id_number"] is None and slots["person_name"] is None and slots["challenge_id"] is None
     assert slots["requested_slot"] is None
     assert "身份验证成功" in reply.text and "张*" in reply.text
+    assert {"type": "identity_verified"} in reply.customs  # the gateway rotates the session on it
 
 
 def test_core_down_gives_a_friendly_message_and_stops(core, domain):
@@ -154,18 +160,21 @@ def test_core_down_gives_a_friendly_message_and_stops(core, domain):
     assert "Error" not in reply.text and "refused" not in reply.text
 
 
-def test_wechat_bound_user_is_verified_from_the_openid_without_typing(core, domain):
+def test_wechat_bound_user_is_verified_from_the_openid_without_typing(core, domain, assertion_key):
     core.on("POST", "/identity/openid", IDENTITY)
-    tracker = make_tracker(intent="check_balance", metadata={"wechat_openid": "o-abc"})
+    signed = identity_assertion.sign(assertion_key, "web-abc", "wechat_openid", "o-abc")
+    tracker = make_tracker(intent="check_balance", metadata={"identity_assertion": signed})
     reply = run(ValidateVerificationForm(), tracker, domain)
     assert core.calls == [("POST", "/identity/openid", {"openid": "o-abc"})]
     assert reply.slots()["verified"] is True and reply.slots()["requested_slot"] is None
     assert "微信" in reply.text
+    assert {"type": "identity_verified"} in reply.customs
 
 
-def test_unbound_openid_falls_back_to_the_form(core, domain):
+def test_unbound_openid_falls_back_to_the_form(core, domain, assertion_key):
     core.refuse("POST", "/identity/openid", 404, "not_bound")
-    tracker = make_tracker(intent="check_balance", metadata={"wechat_openid": "o-abc"})
+    signed = identity_assertion.sign(assertion_key, "web-abc", "wechat_openid", "o-abc")
+    tracker = make_tracker(intent="check_balance", metadata={"identity_assertion": signed})
     reply = run(ValidateVerificationForm(), tracker, domain)
     assert reply.slots().get("verified") is not True
     assert reply.responses == []  # the form itself asks for the ID number next
@@ -195,3 +204,16 @@ def test_a_younger_citizen_is_not_offered_video(core, domain):
     reply = form_turn(domain, {"id_number": ID, "person_name": "张伟", "challenge_id": "ch-1"},
                       otp_code="482913")
     assert "视频" not in reply.text and "handoff_offered" not in reply.slots()
+
+
+def test_a_name_token_taken_for_an_id_keeps_the_earlier_id_and_completes_the_pair(core, domain):
+    """The entity model may tag the tokenised name answer (pii_nm_…) as an ID number too."""
+    core.on("POST", "/identity/challenges", {"challenge_id": "ch-9", "phone_masked": "138****5678", "expires_in_s": 300})
+    name_token = "pii_nm_0123456789abcdef"
+    tracker = make_tracker({"id_number": ID, "requested_slot": "person_name"}, active_loop=FORM,
+                           slot_events={"id_number": name_token, "person_name": name_token}, text=name_token)
+    tracker.events.insert(0, {"event": "slot", "name": "id_number", "value": ID})
+    reply = run(ValidateVerificationForm(), tracker, domain)
+    assert reply.slots()["id_number"] == ID and "身份证" not in reply.text
+    assert core.calls[-1] == ("POST", "/identity/challenges",
+                              {"id_number": ID, "name": name_token, "channel_ref": "web-abc"})

@@ -1,6 +1,7 @@
-"""End to end in Chromium: a citizen asks for video, staff log in and accept, both see and hear each
-other through the gateway's media server, staff end, the bot answers again, and the recording is a
-valid file whose SHA-256 is in the audit log.
+"""End to end in Chromium: a citizen asks for video, staff log in and accept, the citizen agrees to the
+recording, both see and hear each other through the gateway's media server, staff end with an internal
+note and a summary (the citizen reads only the summary), the bot answers again, and the recording is a
+valid file whose SHA-256 is in the audit log (parked in redis, as no core runs here).
 
 Starts its own redis-server, a fake Rasa (scripted replies, real REST shapes) and the gateway.
 Run inside a private network namespace: unshare -n sh -c 'ip link set lo up; pytest tests/browser/test_video_handoff.py'
@@ -47,7 +48,7 @@ def fake_rasa_app(events: dict) -> FastAPI:
     """Rasa's REST channel and tracker API, scripted: asking for a person starts a handoff."""
     app = FastAPI()
 
-    @app.post("/webhooks/rest/webhook")
+    @app.post("/webhooks/gateway/webhook")
     async def webhook(request: Request):
         body = await request.json()
         text, sender = body["message"], body["sender"]
@@ -123,6 +124,16 @@ def chromium():
         browser.close()
 
 
+def wait_js(page, expression: str, timeout: float = 20.0) -> None:
+    """Polls a JavaScript expression from here: page.wait_for_function polls with eval inside the page,
+    which the Content-Security-Policy (script-src 'self') refuses, while page.evaluate is not affected."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression} still false after {timeout} s")
+        time.sleep(0.1)
+
+
 AUDIO_RECEIVED = """async (pc) => {
   if (!pc) return 0;
   const stats = await pc.getStats();
@@ -148,11 +159,18 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
         staff.get_by_role("button", name="登录").click()
         staff.get_by_role("button", name="接待").click(timeout=10000)
         staff.wait_for_selector("#transcript >> text=转人工", timeout=10000)
+        staff.wait_for_selector("#consent-status >> text=等待市民确认", timeout=10000)
 
-        staff.wait_for_function("document.getElementById('remote').videoWidth > 0", timeout=20000)
-        citizen.wait_for_function("document.getElementById('anju-handoff-remote').videoWidth > 0", timeout=20000)
+        citizen.wait_for_selector("text=全程录音录像", timeout=10000)
+        assert citizen.evaluate("window.AnjuHandoff.state.pc") is None  # no media before consent
+        citizen.get_by_role("button", name="同意并开始视频").click()
+        staff.wait_for_selector("#consent-status >> text=市民已同意录像", timeout=10000)
+        staff.wait_for_selector("#case >> text=市民已同意录像", timeout=10000)
+
+        wait_js(staff, "document.getElementById('remote').videoWidth > 0")
+        wait_js(citizen, "document.getElementById('anju-handoff-remote').videoWidth > 0")
         # A real call lasts: let 1.5 s of video play so the recording has something to check.
-        staff.wait_for_function("document.getElementById('remote').currentTime > 1.5", timeout=20000)
+        wait_js(staff, "document.getElementById('remote').currentTime > 1.5")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             heard = (citizen.evaluate(AUDIO_RECEIVED, citizen.evaluate_handle("window.AnjuHandoff.state.pc")),
@@ -171,10 +189,13 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
         citizen.wait_for_selector("text=工作人员：我帮您看一下", timeout=10000)
         assert citizen.locator(".msg--bot").count() == bot_lines  # the bot stayed silent
 
-        staff.fill("#note", "已指导提交租房提取")
+        staff.fill("#note", "市民对流程不熟，建议回访")
+        staff.fill("#summary", "已指导提交租房提取")
+        staff.wait_for_selector("#summary-preview >> text=小结：已指导提交租房提取。", timeout=5000)
         staff.get_by_role("button", name="结束服务").click()
         citizen.wait_for_selector("text=已指导提交租房提取", timeout=10000)
         citizen.wait_for_selector("#anju-handoff", state="detached", timeout=10000)
+        assert citizen.locator("text=建议回访").count() == 0  # the internal note stays with staff
 
         citizen.get_by_label("输入您的问题").fill("租房提取要什么材料")
         citizen.get_by_role("button", name="发送").click()
@@ -183,9 +204,12 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
         citizen_ctx.close()
         staff_ctx.close()
 
-    audit = stack["redis"].xrange("anju:audit:video")
+    parked = stack["redis"].xrange("anju:audit:parked")  # no core here: the audit client parks every record
+    audit = [fields for _, fields in parked if fields["action"] == "video.recording"]
     assert len(audit) == 1
-    outcome = dict(part.split("=", 1) for part in audit[0][1]["outcome"].split())
+    assert [f["outcome"] for _, f in parked if f["action"] == "video.consent"] == ["agreed"]
+    assert [f["outcome"] for _, f in parked if f["action"] == "staff.end"] == ["note summary"]
+    outcome = dict(part.split("=", 1) for part in audit[0]["outcome"].split())
     recording = stack["tmp"] / "recordings" / outcome["file"]
     assert hashlib.sha256(recording.read_bytes()).hexdigest() == outcome["sha256"]
     probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",

@@ -5,17 +5,15 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from citizens import Citizens, sender_id_of, texts
+
 pytestmark = pytest.mark.integration
+CITIZENS: dict[str, Citizens] = {}
 
 
-def say(stack, sender: str, text: str) -> list[dict]:
-    resp = httpx.post(f"{stack.urls['gateway']}/api/chat", json={"sender_id": sender, "text": text}, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return resp.json()["messages"]
-
-
-def texts(messages: list[dict]) -> str:
-    return "\n".join(m.get("text") or "" for m in messages)
+def say(stack, label: str, text: str) -> list[dict]:
+    citizens = CITIZENS.setdefault(stack.urls["gateway"], Citizens(stack.urls["gateway"]))
+    return citizens.say(label, text, timeout=30)
 
 
 def test_ready_when_every_dependency_answers(stack):
@@ -48,12 +46,17 @@ def test_off_topic_questions_are_declined_not_answered(stack):
 
 
 def test_websocket_chat(stack):
-    url = stack.urls["gateway"].replace("http", "ws") + "/ws/chat?sender_id=it-ws"
+    url = stack.urls["gateway"].replace("http", "ws") + "/ws/chat"
     with connect(url, open_timeout=10) as ws:
-        assert json.loads(ws.recv(timeout=10)) == {"sender_id": "it-ws"}
+        first = json.loads(ws.recv(timeout=10))
+        assert first["type"] == "session" and first["new"] is True and first["token"]
         ws.send(json.dumps({"text": "租房可以提取公积金吗"}))
         frame = json.loads(ws.recv(timeout=30))
         assert "连续足额缴存" in texts(frame["messages"])
+    # The token the socket was given carries the conversation over to HTTP.
+    resp = httpx.post(f"{stack.urls['gateway']}/api/chat", json={"text": "常州呢"}, timeout=30,
+                      headers={"Authorization": f"Bearer {first['token']}"})
+    assert "【常州】" in texts(resp.json()["messages"])
 
 
 def test_rasa_restart_keeps_the_conversation_and_the_gateway_recovers(stack):
@@ -61,7 +64,8 @@ def test_rasa_restart_keeps_the_conversation_and_the_gateway_recovers(stack):
     assert "连续足额缴存" in texts(say(stack, sender, "租房怎么提取公积金"))
 
     stack.kill_one("rasa")  # as a crash would
-    resp = httpx.post(f"{stack.urls['gateway']}/api/chat", json={"sender_id": sender, "text": "你好"}, timeout=30)
+    citizens = CITIZENS[stack.urls["gateway"]]
+    resp = citizens.post(sender, "你好", timeout=30)
     assert resp.status_code == 503 and "12329" in resp.json()["detail"]
     assert httpx.get(f"{stack.urls['gateway']}/healthz").status_code == 200
     ready = httpx.get(f"{stack.urls['gateway']}/readyz", timeout=10)
@@ -72,7 +76,22 @@ def test_rasa_restart_keeps_the_conversation_and_the_gateway_recovers(stack):
     answer = texts(say(stack, sender, "常州呢"))
     assert "【常州】" in answer and "租房" in answer
 
-    events = httpx.get(f"{stack.urls['rasa']}/conversations/{sender}/tracker",
+    sender_id = sender_id_of(stack, citizens.tokens[sender])
+    events = httpx.get(f"{stack.urls['rasa']}/conversations/{sender_id}/tracker",
                        params={"token": stack.rasa_token}, timeout=10).json()["events"]
     user_texts = [e.get("text") for e in events if e["event"] == "user"]
     assert user_texts[:1] == ["租房怎么提取公积金"] and "常州呢" in user_texts
+
+
+def test_card_numbers_spaced_ids_and_names_never_reach_rasa(stack):
+    """Typed in the forms citizens use; the tracker keeps every text for good, so it must hold tokens."""
+    citizens = CITIZENS.setdefault(stack.urls["gateway"], Citizens(stack.urls["gateway"]))
+    typed = ["我的银行卡号是 6222 0212 3456 7890 123", "身份证 3204 0219 9403 1204 54", "我叫韦娜伟"]
+    for text in typed:
+        citizens.say("it-pii", text)
+    sender_id = sender_id_of(stack, citizens.tokens["it-pii"])
+    tracker = json.dumps(httpx.get(f"{stack.urls['rasa']}/conversations/{sender_id}/tracker",
+                                   params={"token": stack.rasa_token}, timeout=10).json(), ensure_ascii=False)
+    for clear in ("6222021234567890123", "6222 0212", "320402199403120454", "3204 0219", "韦娜伟"):
+        assert clear not in tracker
+    assert "pii_cd_" in tracker and "pii_id_" in tracker and "pii_nm_" in tracker

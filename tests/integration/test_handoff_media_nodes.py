@@ -52,7 +52,7 @@ async def test_two_calls_run_on_two_media_nodes_and_both_are_recorded(node_stack
                 ws = await CitizenSocket(node_stack.urls["gateway"], ticket).__aenter__()
                 sockets.append(ws)
                 accepted.append((await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/accept")).json())
-                call = await ws.next("call")
+                call = await ws.agree_and_call()
                 citizen, staff_peer = Peer(), Peer()
                 peers += [citizen, staff_peer]
                 await citizen.join(http, call["room_token"])
@@ -64,7 +64,7 @@ async def test_two_calls_run_on_two_media_nodes_and_both_are_recorded(node_stack
             assert rooms_per_node(node_stack) == [1, 1]
 
             for ticket in tickets:
-                end = await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/end", json={"note": "已办结"})
+                end = await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/end", json={"note": "内部备注", "summary": "已办结"})
                 assert end.status_code == 200
             assert rooms_per_node(node_stack) == [0, 0]
         finally:

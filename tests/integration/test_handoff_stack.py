@@ -1,9 +1,9 @@
 """Video handoff on the real stack: trained model, action server, core, redis-server and gateway.
 
 A citizen asks for a person over the chat API, waits in the queue, staff log in with password +
-TOTP and accept; both sides connect media (aiortc peers stand in for the browsers), the bot stays
-silent while staff chat, staff end with a note, the citizen reads the summary and the bot answers
-again; the recording's hash is in the core's audit hash chain. The gateway is restarted with
+TOTP and accept; the citizen agrees to the recording (no call token before that), both sides connect
+media (aiortc peers stand in for the browsers), the bot stays silent while staff chat, staff end with an
+internal note and a summary, the citizen reads only the summary and the bot answers again; the recording's hash is in the core's audit hash chain. The gateway is restarted with
 always-open staff hours and loopback ICE for this module (and restored afterwards).
 Run inside a private network namespace: unshare -n sh -c 'ip link set lo up; pytest tests/integration/test_handoff_stack.py'
 """
@@ -15,7 +15,6 @@ import sqlite3
 import subprocess
 import time
 import uuid
-from contextlib import contextmanager
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -25,28 +24,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 from websockets.asyncio.client import connect
 
+from citizens import Citizens
+from gateway_restarts import ALWAYS_OPEN, gateway_with
 from gateway.settings import DEV_STAFF_ACCOUNTS
 from video.loopback import allow_loopback_candidates
 
 pytestmark = pytest.mark.integration
-ALWAYS_OPEN = {"HANDOFF_STAFF_HOURS": "00:00-23:59", "HANDOFF_STAFF_DAYS": "[1,2,3,4,5,6,7]",
-               "VIDEO_LOOPBACK_ICE": "true", "HANDOFF_STAFF_RECONNECT_S": "1"}
-
-
-@contextmanager
-def gateway_with(stack, env: dict[str, str]):
-    """Restarts only the gateway with extra settings; the rest of the stack keeps running."""
-    saved = dict(stack.env_overrides)
-    stack.env_overrides.update(env)
-    stack.restart("gateway")
-    try:
-        yield stack
-    finally:
-        stack.env_overrides.clear()
-        stack.env_overrides.update(saved)
-        stack.restart("gateway")
-
-
 @pytest.fixture(scope="module")
 def desk_stack(stack):
     allow_loopback_candidates()
@@ -69,11 +52,17 @@ def sender(prefix: str) -> str:
     return f"web-{prefix}-{uuid.uuid4().hex[:8]}"
 
 
-async def say(http: httpx.AsyncClient, sender_id: str, text: str, metadata: dict | None = None) -> list[dict]:
-    body = {"sender_id": sender_id, "text": text, **({"metadata": metadata} if metadata else {})}
-    resp = await http.post("/api/chat", json=body, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return resp.json()["messages"]
+CITIZENS: dict[str, Citizens] = {}
+
+
+def citizens_of(http: httpx.AsyncClient) -> Citizens:
+    base = str(http.base_url).rstrip("/")
+    return CITIZENS.setdefault(base, Citizens(base))
+
+
+async def say(http: httpx.AsyncClient, label: str, text: str, metadata: dict | None = None) -> list[dict]:
+    """One turn of the citizen called `label`, in that citizen's own gateway-issued session."""
+    return await citizens_of(http).say_async(http, label, text, metadata)
 
 
 def customs(messages: list[dict], kind: str) -> list[dict]:
@@ -146,6 +135,13 @@ class CitizenSocket:
         self._reader.cancel()
         await self._ws.close()
 
+    async def agree_and_call(self, timeout=15.0) -> dict:
+        """What the citizen's browser does once staff accept: read the recording notice, agree, get the call."""
+        await self.next("consent_required", timeout)
+        assert not [f for f in self.frames if f.get("type") == "call"], "a call token came before consent"
+        await self._ws.send(json.dumps({"type": "consent", "agree": True}))
+        return await self.next("call", timeout)
+
     async def next(self, kind: str, timeout=15.0, **match) -> dict:
         async def found():
             return next((f for f in self.frames if f.get("type") == kind
@@ -178,7 +174,7 @@ async def test_a_citizen_is_served_by_staff_and_returned_to_the_bot(desk_stack, 
 
             accepted = (await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/accept")).json()
             assert "转人工" in [line["text"] for line in accepted["transcript"]]
-            call = await ws.next("call")
+            call = await ws.agree_and_call()
             citizen_peer, staff_peer = Peer(), Peer()
             try:
                 await citizen_peer.join(http, call["room_token"])
@@ -197,10 +193,12 @@ async def test_a_citizen_is_served_by_staff_and_returned_to_the_bot(desk_stack, 
                 await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/messages", json={"text": "我来帮您看看"})
                 assert (await ws.next("message", **{"from": "staff"}))["text"] == "我来帮您看看"
 
-                end = await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/end", json={"note": "已指导完成租房提取"})
+                end = await staff.post(f"/api/staff/tickets/{ticket['ticket_id']}/end",
+                                       json={"note": "市民不熟悉流程，建议回访", "summary": "已指导完成租房提取"})
                 assert end.status_code == 200 and end.json()["state"] == "ended"
                 assert "已指导完成租房提取" in (await ws.next("message", **{"from": "system"}))["text"]
                 await ws.next("ended")
+                assert not [f for f in ws.frames if "建议回访" in json.dumps(f, ensure_ascii=False)]  # the note stays internal
             finally:
                 await citizen_peer.close()
                 await staff_peer.close()
@@ -266,7 +264,7 @@ async def test_staff_drop_puts_the_citizen_back_at_the_front_of_their_class(desk
         async with CitizenSocket(desk_stack.urls["gateway"], first) as ws:
             accepted = (await staff.post(f"/api/staff/tickets/{first['ticket_id']}/accept")).json()
             later = customs(await say(http, later_id, "找工作人员"), "handoff_queued")[0]
-            call = await ws.next("call")
+            call = await ws.agree_and_call()
             citizen_peer, staff_peer = Peer(), Peer()
             try:
                 await citizen_peer.join(http, call["room_token"])
@@ -299,5 +297,6 @@ async def test_outside_staff_hours_the_citizen_gets_booking_buttons(desk_stack):
             assert len(booking) == 1 and booking[0]["reason"] == "closed" and booking[0]["slots"]
             slot = booking[0]["slots"][0]
             assert dt.datetime.fromisoformat(slot["slot"]).isoweekday() != today
-            booked = await http.post("/api/handoff/appointments", json={"sender_id": citizen_id, "slot": slot["slot"]})
+            booked = await http.post("/api/handoff/appointments", json={"slot": slot["slot"]},
+                                     headers=citizens_of(http).headers(citizen_id))
             assert booked.status_code == 200 and slot["label"] in booked.json()["text"]

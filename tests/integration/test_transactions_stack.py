@@ -5,16 +5,21 @@ import json
 import httpx
 import pytest
 
+from citizens import Citizens, sender_id_of
+
 pytestmark = pytest.mark.integration
+CITIZENS: dict[str, Citizens] = {}
 
 RENTER = ("320402199403120454", "韦娜伟")   # fund/DEMO_PERSONS.md #1: renter in 常州
 FROZEN = ("32040219840606609X", "魏红霞")   # #26: frozen account
 
 
+def citizens(stack) -> Citizens:
+    return CITIZENS.setdefault(stack.urls["gateway"], Citizens(stack.urls["gateway"]))
+
+
 def say(stack, sender: str, text: str) -> str:
-    resp = httpx.post(f"{stack.urls['gateway']}/api/chat", json={"sender_id": sender, "text": text}, timeout=60)
-    assert resp.status_code == 200, resp.text
-    return "\n".join(m.get("text") or "" for m in resp.json()["messages"])
+    return "\n".join(m.get("text") or "" for m in citizens(stack).say(sender, text))
 
 
 def latest_code(stack) -> str:
@@ -33,11 +38,14 @@ def verify(stack, sender: str, person: tuple[str, str], opening: str) -> str:
 
 def test_balance_after_verification_shows_masked_data_and_rasa_never_sees_the_id(stack):
     sender = "it-tx-balance"
+    before = citizens(stack).headers(sender)
     reply = verify(stack, sender, RENTER, "帮我查一下我的公积金余额")
     assert "身份验证成功" in reply
+    assert citizens(stack).headers(sender) != before  # the session was rotated on verification
     assert "余额" in reply and "元" in reply
     assert "320***********0454" in reply and RENTER[0] not in reply
-    tracker = httpx.get(f"{stack.urls['rasa']}/conversations/{sender}/tracker",
+    sender_id = sender_id_of(stack, citizens(stack).tokens[sender])
+    tracker = httpx.get(f"{stack.urls['rasa']}/conversations/{sender_id}/tracker",
                         params={"token": stack.rasa_token}, timeout=10).json()
     assert RENTER[0] not in json.dumps(tracker, ensure_ascii=False)
 

@@ -38,3 +38,8 @@ def check_scan_dir(tmp_path: Path) -> None:
     (tmp_path / "log" / "actions.log").write_text(f"leak {VALID_ID}\n", encoding="utf-8")
     scanned, findings = scan_dir(tmp_path)
     assert scanned == 2 and len(findings) == 1 and findings[0].path.name == "actions.log"
+
+
+def test_planted_names_and_card_numbers_are_found_even_when_no_pattern_would():
+    findings = scan_text("staff.transcript text=我叫韦娜伟\ncard=6222021234567890123", Path("a.log"))
+    assert [f.kind for f in findings] == ["planted value", "planted value"]

@@ -1,5 +1,6 @@
 """Fixtures for the sandbox core: a seeded template database copied per test, a manual
-clock, fakeredis for the PII vault, and an app client."""
+clock, fakeredis for the PII vault, an audit log, and an app client. Every test runs with
+ANJU_ENV=test (the core defaults to production) unless it builds CoreSettings itself."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,16 +16,27 @@ from pydantic import SecretStr
 
 from fund import seed as seeding
 from fund.api import create_app
+from fund.audit import AuditLog
 from fund.clock import ManualClock
 from fund.db import make_engine, make_session_factory
 from fund.facts import PersonFacts, months_before
 from fund.retirement import RetirementGroup
 from fund.rulebook import load_rulebook
-from fund.settings import POLICY_DIR, CoreSettings
+from fund.settings import POLICY_DIR, CoreSettings, get_settings
 
 AS_OF = dt.date(2026, 11, 23)
 START = dt.datetime(2026, 11, 23, 2, 0)   # naive UTC = 10:00 in China on AS_OF
 TOKEN = "test-core-token"
+AUDIT_KEY = "test-audit-key"
+
+
+@pytest.fixture(autouse=True)
+def test_environment(monkeypatch):
+    """ANJU_ENV=test for anything that reads the environment (get_settings, the CLIs)."""
+    monkeypatch.setenv("ANJU_ENV", "test")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
@@ -56,6 +68,16 @@ def sessions(db_url):
 
 
 @pytest.fixture
+def audit_key() -> bytes:
+    return AUDIT_KEY.encode()
+
+
+@pytest.fixture
+def audit_log(sessions, audit_key) -> AuditLog:
+    return AuditLog(sessions, audit_key)
+
+
+@pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
 
@@ -71,14 +93,15 @@ def redis_store():
 
 
 def make_settings(db_url: str, **overrides) -> CoreSettings:
-    return CoreSettings(core_database_url=db_url, core_api_token=SecretStr(TOKEN), anju_env="test", **overrides)
+    return CoreSettings(**{"core_database_url": db_url, "core_api_token": SecretStr(TOKEN),
+                           "core_audit_key": SecretStr(AUDIT_KEY), "anju_env": "test", **overrides})
 
 
 @pytest.fixture
 def make_client(db_url, clock, redis_store):
     """A new app on the same database, clock and redis: what a restart looks like."""
-    def build() -> TestClient:
-        app = create_app(make_settings(db_url), clock=clock, redis_client=redis_store)
+    def build(**overrides) -> TestClient:
+        app = create_app(make_settings(db_url, **overrides), clock=clock, redis_client=redis_store)
         return TestClient(app, headers={"Authorization": f"Bearer {TOKEN}"})
     return build
 
@@ -87,7 +110,6 @@ def make_client(db_url, clock, redis_store):
 def client(make_client):
     with make_client() as test_client:
         yield test_client
-
 
 
 def build_facts(**changes) -> PersonFacts:

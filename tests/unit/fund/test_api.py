@@ -117,6 +117,18 @@ def test_pii_token_is_resolved_and_expired_token_refused(client, demo, redis_sto
     assert gone.json()["detail"]["message"] == "请重新输入身份证号。"
 
 
+def test_name_token_is_resolved_before_names_are_compared(client, demo, redis_store):
+    person = demo["renter_mas"]
+    redis_store.set("anju:vault:pii_nm_0123456789abcdef", person.name, ex=1800)
+    redis_store.set("anju:vault:pii_nm_00000000000000aa", "别人", ex=1800)
+    assert challenge(client, person, name="pii_nm_0123456789abcdef").status_code == 201
+    assert code_of(challenge(client, person, name="pii_nm_00000000000000aa")) == "person_not_found"
+    gone = challenge(client, person, name="pii_nm_fedcba9876543210")
+    assert gone.status_code == 422 and gone.json()["detail"]["message"] == "请重新输入姓名。"
+    redis_store.set("anju:vault:pii_ph_00000000000000bb", person.name, ex=1800)
+    assert code_of(challenge(client, person, name="pii_ph_00000000000000bb")) == "invalid_input"
+
+
 def test_id_number_check_catches_typos_without_looking_anyone_up(client, demo, redis_store):
     person = demo["renter_cz"]
     check = lambda value: client.post("/identity/id-numbers/check", json={"id_number": value})  # noqa: E731
@@ -207,24 +219,27 @@ def test_injected_person_refs_are_just_unknown(client, demo, ref):
     assert login(client, demo["renter_cz"])["person_ref"]
 
 
-def test_every_call_is_audited_without_clear_personal_data(client, db_url, demo):
+def test_every_call_is_audited_without_clear_personal_data(client, db_url, demo, audit_key):
     person = demo["renter_cz"]
     ref = login(client, person)["person_ref"]
     client.get(f"/persons/{ref}/balance")
     challenge(client, person, name="错名")
     engine = make_engine(db_url)
     with engine.connect() as conn:
-        rows = conn.execute(select(AuditRecord)).all()
-    assert audit.verify(engine).ok
-    actions = [r.action for r in rows]
-    assert "POST /identity/challenges" in actions and "GET /persons/{person_ref}/balance" in actions
-    assert any(r.outcome.startswith("404 person_not_found") for r in rows)
+        rows = conn.execute(select(AuditRecord).order_by(AuditRecord.seq)).all()
+    assert audit.verify(engine, audit_key).ok
+    # Changes are audited once, in their own transaction; reads by the middleware after the response.
+    assert [(r.action, r.outcome.split()[0]) for r in rows] == [
+        ("identity.challenge", "sent"), ("GET /dev/outbox", "200"), ("identity.verify", "verified"),
+        ("GET /persons/{person_ref}/balance", "200"), ("identity.challenge", "person_not_found")]
+    assert rows[-1].actor == "web:t1" and rows[-1].subject == rows[0].subject == "320***********0454"
     dump = json.dumps([tuple(r) for r in rows], ensure_ascii=False, default=str)
     assert person.id_number not in dump and person.name not in dump and ref not in dump
 
 
 def test_outbox_not_served_in_production(db_url, clock, redis_store):
-    settings = CoreSettings(core_database_url=db_url, core_api_token=SecretStr("prod-secret"), anju_env="production")
+    settings = CoreSettings(core_database_url=db_url, core_api_token=SecretStr("prod-secret"), anju_env="production",
+                            core_audit_key=SecretStr("k" * 32))
     prod = TestClient(create_app(settings, clock=clock, redis_client=redis_store),
                       headers={"Authorization": "Bearer prod-secret"})
     assert prod.get("/dev/outbox").status_code == 404

@@ -1,15 +1,16 @@
 """Identity verification with a manual clock: codes, lockout, expiry, sliding sessions."""
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from fund.errors import ChallengeExpired, IdentityLocked, NotBound, PersonNotFound, VerificationExpired, WrongCode
-from fund.models import SmsOutbox
+from fund.models import AuditRecord, SmsOutbox
 from fund.verification import IdentityService
 
 
 @pytest.fixture
-def service(sessions, clock):
-    return IdentityService(sessions, clock, b"secret")
+def service(sessions, clock, audit_log):
+    return IdentityService(sessions, clock, b"secret", audit=audit_log)
 
 
 def last_code(sessions):
@@ -61,13 +62,15 @@ def test_five_wrong_codes_lock_for_fifteen_minutes(service, sessions, demo, cloc
     assert service.verify_code(again.challenge_id, last_code(sessions)).person_ref
 
 
-def test_lock_survives_a_new_service_instance(sessions, clock, demo):
+def test_lock_survives_a_new_service_instance(sessions, clock, demo, audit_log):
     person = demo["renter_mas"]
     for _ in range(5):
         with pytest.raises(PersonNotFound):
-            IdentityService(sessions, clock, b"secret").start_challenge(person.id_number, "错名", "web:1")
+            IdentityService(sessions, clock, b"secret", audit=audit_log).start_challenge(
+                person.id_number, "错名", "web:1")
     with pytest.raises(IdentityLocked):
-        IdentityService(sessions, clock, b"secret").start_challenge(person.id_number, person.name, "web:1")
+        IdentityService(sessions, clock, b"secret", audit=audit_log).start_challenge(
+            person.id_number, person.name, "web:1")
 
 
 def test_code_expires_after_five_minutes(service, sessions, demo, clock):
@@ -106,3 +109,25 @@ def test_at_most_five_codes_per_fifteen_minutes(service, demo, clock):
     assert caught.value.retry_after_s == 10 * 60
     clock.advance(minutes=10, seconds=1)
     assert service.start_challenge(person.id_number, person.name, "web:1").challenge_id
+
+
+def test_audit_records_commit_with_the_identity_change_and_roll_back_with_it(service, sessions, demo,
+                                                                             monkeypatch):
+    def count(model):
+        with sessions() as session:
+            return session.scalar(select(func.count()).select_from(model))
+
+    person = demo["renter_cz"]
+    started = service.start_challenge(person.id_number, person.name, "web:1")
+    assert count(AuditRecord) == 1 and started.audit_seq == 1
+    with pytest.raises(PersonNotFound) as refused:      # a counted failure is committed and audited
+        service.start_challenge(person.id_number, "别人", "web:1")
+    assert refused.value.audit_seq == 2
+    monkeypatch.setattr("fund.verification.secrets.token_hex", lambda _n: "0" * 32)
+    service.start_challenge(person.id_number, person.name, "web:1")
+    outbox = count(SmsOutbox)
+    with pytest.raises(IntegrityError):                  # same challenge id: the change fails
+        service.start_challenge(person.id_number, person.name, "web:1")
+    assert count(SmsOutbox) == outbox and count(AuditRecord) == 3
+    with sessions() as session:
+        assert session.get(AuditRecord, 3).outcome == "sent" and session.get(AuditRecord, 2).actor == "web:1"

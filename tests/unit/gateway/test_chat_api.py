@@ -4,12 +4,10 @@ import json
 import fakeredis
 import httpx
 import pytest
-from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.conversation import BOT_UNAVAILABLE, Conversation
+from conftest import gateway_client
+from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, Conversation
 from gateway.rasa_client import RasaClient
-from gateway.settings import Settings
 
 
 class FakeRasa:
@@ -43,36 +41,44 @@ def fake_redis():
 
 @pytest.fixture
 def client(fake_rasa, fake_redis):
-    app = create_app(Settings(anju_env="test", redis_url="redis://127.0.0.1:1/0"))
-    with TestClient(app) as test_client:
-        rasa = RasaClient("http://rasa.test", "t", 2.0, transport=httpx.MockTransport(fake_rasa.handler))
-        app.state.rasa = rasa
-        app.state.conversation = Conversation(rasa, app.state.settings.chat_max_chars, fake_redis)
+    with gateway_client(fake_rasa.handler, fake_redis) as test_client:
         yield test_client
 
 
-def test_a_turn_returns_text_buttons_and_custom_payloads(client, fake_rasa):
-    resp = client.post("/api/chat", json={"sender_id": "web-1", "text": "  你好 "})
+@pytest.fixture
+def api(client):
+    """An API client holding a session token, as the README shows."""
+    token = client.post("/api/session").json()["token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    return client
+
+
+def test_a_turn_returns_text_buttons_and_custom_payloads(api, fake_rasa):
+    resp = api.post("/api/chat", json={"text": "  你好 "})
     assert resp.status_code == 200
     body = resp.json()
-    assert body["sender_id"] == "web-1"
+    assert "sender_id" not in body and "token" not in body  # the session was valid: nothing new to keep
     assert body["messages"][0]["text"] == "收到：你好"
     assert body["messages"][0]["buttons"] == [{"title": "是", "payload": "/affirm"}]
     assert body["messages"][1]["custom"] == {"type": "handoff_offer"}
-    assert fake_rasa.received[0]["sender"] == "web-1"
+    assert fake_rasa.received[0]["sender"].startswith("api-")
+
+
+def test_a_sender_id_from_an_old_client_is_ignored_not_obeyed(api, fake_rasa):
+    resp = api.post("/api/chat", json={"sender_id": "web-victim", "text": "你好"})
+    assert resp.status_code == 200
+    assert fake_rasa.received[0]["sender"] != "web-victim"
 
 
 @pytest.mark.parametrize("payload, status, words", [
-    ({"sender_id": "web-1", "text": ""}, 422, "不能为空"),
-    ({"sender_id": "web-1", "text": "   "}, 422, "不能为空"),
-    ({"sender_id": "web-1", "text": "字" * 2001}, 413, "2000"),
-    ({"sender_id": "web-1", "text": 42}, 422, "文字"),
-    ({"text": "你好"}, 422, "sender_id"),
-    ({"sender_id": "a b'; DROP TABLE x;--", "text": "你好"}, 422, "格式不正确"),
-    ({"sender_id": "x" * 65, "text": "你好"}, 422, "格式不正确"),
+    ({"text": ""}, 422, "不能为空"),
+    ({"text": "   "}, 422, "不能为空"),
+    ({"text": "字" * 2001}, 413, "2000"),
+    ({"text": 42}, 422, "文字"),
+    ({"sender_id": "a b'; DROP TABLE x;--"}, 422, "文字"),
 ])
-def test_bad_input_gets_a_clear_chinese_error_and_never_reaches_rasa(client, fake_rasa, payload, status, words):
-    resp = client.post("/api/chat", json=payload)
+def test_bad_input_gets_a_clear_chinese_error_and_never_reaches_rasa(api, fake_rasa, payload, status, words):
+    resp = api.post("/api/chat", json=payload)
     assert resp.status_code == status
     assert words in resp.json()["detail"]
     assert fake_rasa.received == []
@@ -85,24 +91,24 @@ def test_malformed_body_is_a_400_with_a_chinese_message(client, raw):
     assert "请求格式错误" in resp.json()["detail"]
 
 
-def test_exactly_the_limit_is_accepted(client):
-    assert client.post("/api/chat", json={"sender_id": "web-1", "text": "字" * 2000}).status_code == 200
+def test_exactly_the_limit_is_accepted(api):
+    assert api.post("/api/chat", json={"text": "字" * 2000}).status_code == 200
 
 
-def test_rasa_down_is_a_friendly_503_and_the_gateway_recovers(client, fake_rasa):
+def test_rasa_down_is_a_friendly_503_and_the_gateway_recovers(api, fake_rasa):
     fake_rasa.up = False
-    resp = client.post("/api/chat", json={"sender_id": "web-1", "text": "你好"})
+    resp = api.post("/api/chat", json={"text": "你好"})
     assert resp.status_code == 503
     assert resp.json()["detail"] == BOT_UNAVAILABLE
-    assert client.get("/healthz").status_code == 200
+    assert api.get("/healthz").status_code == 200
     fake_rasa.up = True
-    resp = client.post("/api/chat", json={"sender_id": "web-1", "text": "你好"})
+    resp = api.post("/api/chat", json={"text": "你好"})
     assert resp.status_code == 200
 
 
-def test_websocket_turns_and_bad_frames(client, fake_rasa):
-    with client.websocket_connect("/ws/chat?sender_id=web-ws") as ws:
-        assert ws.receive_json() == {"sender_id": "web-ws"}
+def test_websocket_turns_and_bad_frames(api, fake_rasa):
+    with api.websocket_connect("/ws/chat?sender_id=web-ws") as ws:
+        assert ws.receive_json() == {"type": "session", "new": False}
         ws.send_text("not json")
         assert "格式错误" in ws.receive_json()["error"]
         ws.send_json({"text": ""})
@@ -118,9 +124,15 @@ def test_websocket_turns_and_bad_frames(client, fake_rasa):
         assert ws.receive_json()["messages"][0]["text"] == "收到：好了吗"
 
 
-def test_websocket_without_sender_gets_a_new_session_id(client):
+def test_websocket_without_a_session_starts_one_and_hands_the_token_to_the_client(client, fake_rasa):
     with client.websocket_connect("/ws/chat") as ws:
-        assert ws.receive_json()["sender_id"].startswith("web-")
+        first = ws.receive_json()
+        assert first["new"] is True and len(first["token"]) >= 43  # 256 random bits, url-safe
+        ws.send_json({"text": "你好"})
+        ws.receive_json()
+    client.headers["Authorization"] = f"Bearer {first['token']}"
+    client.post("/api/chat", json={"text": "还在吗"})
+    assert fake_rasa.received[0]["sender"] == fake_rasa.received[1]["sender"]
 
 
 def test_widget_page_is_served_in_chinese(client):
@@ -137,10 +149,10 @@ def test_readyz_names_what_is_missing(client):
     assert checks["redis"] == "unavailable" and checks["core"] == "unavailable"
 
 
-def test_id_and_phone_numbers_never_reach_rasa_but_stay_in_the_vault(client, fake_rasa, fake_redis):
+def test_id_and_phone_numbers_never_reach_rasa_but_stay_in_the_vault(api, fake_rasa, fake_redis):
     import asyncio
 
-    resp = client.post("/api/chat", json={"sender_id": "web-1", "text": "身份证340503196005171235 手机13812345678"})
+    resp = api.post("/api/chat", json={"text": "身份证340503196005171235 手机13812345678"})
     assert resp.status_code == 200
     sent = fake_rasa.received[0]["message"]
     assert "340503196005171235" not in sent and "13812345678" not in sent
@@ -150,7 +162,24 @@ def test_id_and_phone_numbers_never_reach_rasa_but_stay_in_the_vault(client, fak
     assert stored == "13812345678"
 
 
-def test_clients_cannot_set_trusted_metadata(client, fake_rasa):
-    client.post("/api/chat", json={"sender_id": "web-1", "text": "查余额",
-                                   "metadata": {"wechat_openid": "o-stolen", "elder_mode": True}})
+def test_clients_cannot_set_trusted_metadata(api, fake_rasa):
+    api.post("/api/chat", json={"text": "查余额", "metadata": {"wechat_openid": "o-stolen", "elder_mode": True,
+                                                             "identity_assertion": "v1.forged.mac"}})
     assert fake_rasa.received[0]["metadata"] == {"elder_mode": True}
+
+
+async def test_an_empty_reply_while_the_action_server_is_down_is_a_503_not_silence(fake_redis):
+    def silent_rasa(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=[])  # what Rasa 3.6 answers when a custom action cannot be reached
+
+    rasa = RasaClient("http://rasa.test", "t", 2.0, transport=httpx.MockTransport(silent_rasa))
+    alive = {"actions": False}
+
+    async def actions_alive() -> bool:
+        return alive["actions"]
+
+    conversation = Conversation(rasa, 2000, fake_redis, actions_alive=actions_alive)
+    with pytest.raises(BotUnavailable):
+        await conversation.turn("web-1", "租房怎么提取")
+    alive["actions"] = True
+    assert await conversation.turn("web-1", "/decline_handoff") == []  # a reply that is empty on purpose

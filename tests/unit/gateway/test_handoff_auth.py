@@ -60,7 +60,27 @@ async def test_five_failures_lock_the_account_even_for_the_right_credentials(aut
         await auth.login("zhang", "s3cret-pass", pyotp.TOTP(SECRET).now())
 
 
+REAL_SECRETS = {name: f"real-{name}-0123456789abcdef" for name in (
+    "rasa_token", "rasa_gateway_token", "core_api_token", "video_node_token", "identity_assertion_key")}
+
+
 def test_production_refuses_the_demo_accounts():
     from gateway.settings import Settings
     with pytest.raises(ValueError, match="STAFF_ACCOUNTS"):
-        Settings(_env_file=None, anju_env="production", rasa_token="real-token")
+        Settings(_env_file=None, anju_env="production", **REAL_SECRETS)
+
+
+@pytest.mark.parametrize("name", sorted(REAL_SECRETS))
+def test_production_refuses_each_development_secret_by_name(name):
+    from gateway.settings import Settings
+    with pytest.raises(ValueError, match=name.upper()):
+        Settings(_env_file=None, anju_env="production", **{**REAL_SECRETS, name: f"dev-{name}"})
+
+
+def test_unset_environment_means_production_and_unknown_names_are_refused(monkeypatch):
+    from gateway.settings import Settings
+    monkeypatch.delenv("ANJU_ENV", raising=False)
+    with pytest.raises(ValueError, match="RASA_TOKEN"):
+        Settings(_env_file=None)
+    with pytest.raises(ValueError, match="anju_env"):
+        Settings(_env_file=None, anju_env="staging")

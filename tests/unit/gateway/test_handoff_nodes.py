@@ -1,7 +1,7 @@
 """Media node directory on fakeredis: rooms stick to one node, new rooms spread, dead nodes get none."""
 import pytest
 
-from gateway.handoff_nodes import NodeDirectory, NoMediaNode
+from gateway.handoff import NodeDirectory, NoMediaNode
 
 
 class Clock:

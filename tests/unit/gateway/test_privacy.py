@@ -1,3 +1,4 @@
+"""gateway.privacy keeps its names, now backed by bot/pii.py."""
 from gateway.privacy import mask_id_number, mask_phone, mask_text
 
 
@@ -16,3 +17,12 @@ def test_free_text_is_masked_but_other_numbers_stay():
 
 def test_longer_digit_runs_are_not_mistaken_for_phones():
     assert mask_text("订单号 1381234567890") == "订单号 1381234567890"
+
+
+def test_spaced_glued_and_chinese_digits_are_masked_too():
+    masked = mask_text("身份证号340503199001011234abc 电话 一三八一二三四五六七八 卡号6222 0212 3456 1234")
+    assert masked == "身份证号340***********1234abc 电话 138****5678 卡号6222********1234"
+
+
+def test_names_after_a_cue_are_masked():
+    assert mask_text("我叫张伟明，姓名：李明") == "我叫张*明，姓名：李*"

@@ -1,5 +1,6 @@
 """Handoff desk: the video queue, each ticket's state, the staff<->citizen chat and room tokens, in redis.
-(Appointments: gateway.handoff_appointments; audit entries and figures: gateway.handoff_figures.)
+It holds the desk's appointment book (`desk.appointments`) and figures (`desk.figures`), built on the same
+redis, settings and clock.
 
 Queue order is one sorted-set score: priority class (elderly/disabled first) times a large
 weight, plus the enqueue time in ms, so ZRANGE gives the service order. A staff member who
@@ -7,79 +8,59 @@ drops puts the citizen back with the class weight alone: the front of their clas
 A sender's messages go to staff exactly while `anju:handoff:sender:<id>` names an active
 ticket; routing and ending both run as WATCH/MULTI transactions on that key, so a message
 in the switch is delivered once, either to staff (before the end marker) or to the bot.
+
+No media reaches the citizen before they agree to the recording (`record_consent`); staff's
+closing note stays internal and only the summary they write for the citizen is posted to them.
+No call is left stuck: `unjoined` finds staff who accepted and never joined, `reconcile_active`
+puts back the calls a restart lost.
 """
 from __future__ import annotations
 
-import datetime as dt
-import enum
 import json
 import logging
 import math
 import secrets
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
-from zoneinfo import ZoneInfo
+from typing import Any, Awaitable, Callable, Optional
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from gateway import keys
-from gateway.handoff_appointments import AppointmentBook, HandoffError
-from gateway.handoff_figures import DeskFigures
+from gateway.audit_client import AuditClient, AuditError
+from gateway.handoff.appointments import AppointmentBook
+from gateway.handoff.clock import DeskClock
+from gateway.handoff.errors import HandoffError
+from gateway.handoff.figures import DeskFigures
+from gateway.handoff.tickets import Ticket, TicketState
 from gateway.privacy import mask_text
 from gateway.settings import Settings
 
-__all__ = ["CLASS_WEIGHT", "HandoffDesk", "HandoffError", "Ticket", "TicketState"]
-
 logger = logging.getLogger(__name__)
 CLASS_WEIGHT = 10**13  # > any epoch-ms timestamp this century
-END_SUMMARY = "人工视频服务已结束。{note}如还有问题，可以继续向智能助手提问。"
+END_SUMMARY = "人工视频服务已结束。{summary}如还有问题，可以继续向智能助手提问。"
+SUMMARY_MAX_CHARS = 500
+CONSENT_TEXT = "为保障服务质量，本次视频通话将全程录音录像，录像按规定保存并严格保密。同意后开始视频。"
+# Shown to staff only (the stream entry has to=staff; the citizen's socket skips it).
+CONSENT_NOTICE = {True: "市民已同意录像，视频即将接通。", False: "市民未同意录像：请用文字交流"}
+STAFF_DROPPED = "工作人员的连接中断了，已为您优先重新排队，请稍候。"
+STAFF_NEVER_JOINED = "工作人员暂时未能接通视频，已为您优先重新排队，请稍候。"
+SERVICE_RESTARTED = "视频服务刚刚重新启动，已为您优先重新排队，请稍候。"
 
 
-class TicketState(str, enum.Enum):
-    WAITING = "waiting"
-    ACTIVE = "active"
-    ENDED = "ended"
-    CANCELLED = "cancelled"
+class HandoffDesk:
+    """Queue, tickets, the staff<->citizen chat and room tokens; `appointments` and `figures` do the rest."""
 
-
-@dataclass
-class Ticket:
-    id: str
-    sender_id: str
-    key: str
-    priority: bool
-    reason: str
-    state: TicketState
-    created_ms: int
-    staff: str = ""
-    room_id: str = ""
-    accepted_ms: int = 0
-    note: str = ""
-
-    @classmethod
-    def from_hash(cls, ticket_id: str, h: dict[str, str]) -> "Ticket":
-        return cls(id=ticket_id, sender_id=h["sender_id"], key=h["key"], priority=h["priority"] == "1",
-                   reason=h.get("reason", ""), state=TicketState(h["state"]), created_ms=int(h["created_ms"]),
-                   staff=h.get("staff", ""), room_id=h.get("room_id", ""),
-                   accepted_ms=int(h.get("accepted_ms") or 0), note=h.get("note", ""))
-
-
-class HandoffDesk(AppointmentBook, DeskFigures):
-    """Queue, tickets, the staff<->citizen chat and room tokens; appointments and figures come from the mixins."""
-
-    def __init__(self, redis: Redis, settings: Settings, clock: Callable[[], float] = time.time):
+    def __init__(self, redis: Redis, settings: Settings, clock: Callable[[], float] = time.time,
+                 audit: Optional[AuditClient] = None):
         self._r = redis
         self._s = settings
-        self._clock = clock
-        self._tz = ZoneInfo(settings.handoff_timezone)
-
-    def now(self) -> dt.datetime:
-        return dt.datetime.fromtimestamp(self._clock(), self._tz)
-
-    def _ms(self) -> int:
-        return int(self._clock() * 1000)
+        self.clock = DeskClock(settings.handoff_timezone, clock)
+        # Staff actions and recording hashes go to the core's audit chain (parked in redis while it is away).
+        self.audit = audit or AuditClient(redis, settings.core_url, settings.core_api_token.get_secret_value(),
+                                          settings.audit_timeout_s)
+        self.appointments = AppointmentBook(redis, settings, self.clock, self.joining_eta_s)
+        self.figures = DeskFigures(redis, self.clock, self.audit)
 
     # --- tickets and the queue ---
     async def get(self, ticket_id: str) -> Optional[Ticket]:
@@ -96,7 +77,7 @@ class HandoffDesk(AppointmentBook, DeskFigures):
         if existing and existing.state in (TicketState.WAITING, TicketState.ACTIVE):
             return existing
         ticket = Ticket(id=secrets.token_hex(8), sender_id=sender_id, key=secrets.token_urlsafe(16),
-                        priority=priority, reason=reason, state=TicketState.WAITING, created_ms=self._ms())
+                        priority=priority, reason=reason, state=TicketState.WAITING, created_ms=self.clock.ms())
         score = (0 if priority else 1) * CLASS_WEIGHT + ticket.created_ms
         async with self._r.pipeline(transaction=True) as p:
             p.hset(keys.handoff_ticket(ticket.id), mapping={
@@ -106,12 +87,24 @@ class HandoffDesk(AppointmentBook, DeskFigures):
             p.set(keys.handoff_sender(sender_id), ticket.id, ex=keys.HANDOFF_TICKET_TTL_S)
             p.zadd(keys.handoff_queue(), {ticket.id: score})
             p.set(keys.handoff_presence(ticket.id), "1", ex=self._s.handoff_grace_s)
-            p.hincrby(keys.stats_day(self._day()), "handoffs", 1)
-            p.expire(keys.stats_day(self._day()), keys.STATS_TTL_S)
+            self.figures.count_handoff(p)
             await p.execute()
         logger.info("handoff.ticket.created ticket=%s sender=%s priority=%s reason=%s",
                     ticket.id, sender_id, priority, reason)
         return ticket
+
+    async def set_priority(self, ticket_id: str, priority: bool) -> Ticket:
+        """Staff move a waiting ticket into or out of the priority class, keeping its place in time."""
+        ticket = await self.get(ticket_id)
+        if ticket is None or ticket.state != TicketState.WAITING:
+            raise HandoffError("只能调整仍在排队的市民的优先级。")
+        async with self._r.pipeline(transaction=True) as p:
+            p.hset(keys.handoff_ticket(ticket_id), "priority", "1" if priority else "0")
+            p.zadd(keys.handoff_queue(), {ticket_id: (0 if priority else 1) * CLASS_WEIGHT + ticket.created_ms}, xx=True)
+            await p.execute()
+        await self._signal(ticket_id)
+        logger.info("handoff.ticket.priority ticket=%s priority=%s", ticket_id, priority)
+        return await self.get(ticket_id)
 
     async def touch(self, ticket_id: str) -> None:
         """The citizen is still on the page: their place is kept for the grace period from now."""
@@ -123,13 +116,17 @@ class HandoffDesk(AppointmentBook, DeskFigures):
         return None if rank is None else rank + 1
 
     async def staff_online(self) -> int:
-        return await self._r.zcount(keys.staff_online(), self._clock() - 60, "+inf")
+        return await self._r.zcount(keys.staff_online(), self.clock() - 60, "+inf")
 
     async def heartbeat(self, username: str) -> None:
-        await self._r.zadd(keys.staff_online(), {username: self._clock()})
+        await self._r.zadd(keys.staff_online(), {username: self.clock()})
 
     async def eta_s(self, position: int) -> int:
         return math.ceil(position * self._s.handoff_avg_session_s / max(1, await self.staff_online()))
+
+    async def joining_eta_s(self) -> int:
+        """The wait of a citizen who joins the queue now: the appointment book's reason to offer a slot."""
+        return await self.eta_s(await self._r.zcard(keys.handoff_queue()) + 1)
 
     async def waiting(self) -> list[Ticket]:
         await self.purge_abandoned()
@@ -157,40 +154,57 @@ class HandoffDesk(AppointmentBook, DeskFigures):
         ticket = await self.get(ticket_id)
         if ticket is None:
             raise HandoffError("该排队记录已过期。")
-        now = self._ms()
+        now = self.clock.ms()
         room_id = ticket.room_id or secrets.token_hex(8)
         async with self._r.pipeline(transaction=True) as p:
             p.hset(keys.handoff_ticket(ticket_id), mapping={
                 "state": TicketState.ACTIVE.value, "staff": staff, "room_id": room_id, "accepted_ms": now})
+            p.zadd(keys.handoff_active(), {ticket_id: now})
+            p.expire(keys.handoff_active(), keys.HANDOFF_TICKET_TTL_S)
             if not ticket.accepted_ms:  # a requeued ticket counts its first wait only
-                p.hincrby(keys.stats_day(self._day()), "accepted", 1)
-                p.hincrby(keys.stats_day(self._day()), "wait_ms_total", now - ticket.created_ms)
+                self.figures.count_accepted(p, now - ticket.created_ms)
             await p.execute()
         await self._signal(ticket_id)
         logger.info("handoff.ticket.accepted ticket=%s staff=%s waited_ms=%d", ticket_id, staff, now - ticket.created_ms)
         return await self.get(ticket_id)
 
-    async def requeue_front(self, ticket_id: str) -> None:
-        """Staff dropped for good: the citizen goes back to the front of their priority class."""
-        ticket = await self.get(ticket_id)
-        if not ticket or ticket.state != TicketState.ACTIVE:
-            return
+    async def requeue_front(self, ticket_id: str, text: str = STAFF_DROPPED, room_id: Optional[str] = None) -> bool:
+        """The call with staff did not happen or broke for good: the citizen goes back to the front of their
+        priority class and is told why (`text`). With room_id, only while the ticket still has that room,
+        so a sweep that read the ticket a moment ago cannot requeue a newer call. True if requeued."""
+        key = keys.handoff_ticket(ticket_id)
         async with self._r.pipeline(transaction=True) as p:
-            p.hset(keys.handoff_ticket(ticket_id), mapping={"state": TicketState.WAITING.value, "staff": "", "room_id": ""})
-            p.zadd(keys.handoff_queue(), {ticket_id: (0 if ticket.priority else 1) * CLASS_WEIGHT})
-            p.set(keys.handoff_presence(ticket_id), "1", ex=self._s.handoff_grace_s)
-            await p.execute()
-        await self._post(ticket_id, "system", "工作人员的连接中断了，已为您优先重新排队，请稍候。")
-        logger.info("handoff.ticket.requeued ticket=%s", ticket_id)
+            while True:
+                try:
+                    await p.watch(key)  # the gateway's and the nodes' sweeps may look at one ticket at once
+                    h = await p.hgetall(key)
+                    ticket = Ticket.from_hash(ticket_id, h) if h else None
+                    if not ticket or ticket.state != TicketState.ACTIVE or room_id not in (None, ticket.room_id):
+                        await p.unwatch()
+                        return False
+                    p.multi()
+                    p.hset(key, mapping={"state": TicketState.WAITING.value, "staff": "", "room_id": ""})
+                    p.zadd(keys.handoff_queue(), {ticket_id: (0 if ticket.priority else 1) * CLASS_WEIGHT})
+                    p.zrem(keys.handoff_active(), ticket_id)
+                    p.set(keys.handoff_presence(ticket_id), "1", ex=self._s.handoff_grace_s)
+                    await p.execute()
+                    break
+                except WatchError:
+                    continue
+        await self._post(ticket_id, "system", text)
+        await self._signal(ticket_id)
+        logger.info("handoff.ticket.requeued ticket=%s staff=%s", ticket_id, ticket.staff)
+        return True
 
-    async def end(self, ticket_id: str, staff: str, note: str) -> Ticket:
+    async def end(self, ticket_id: str, staff: str, note: str = "", summary: str = "") -> Ticket:
+        """Ends the session. `note` is internal (kept on the ticket for staff and supervisors); only
+        `summary`, masked, is posted to the citizen."""
         ticket = await self.get(ticket_id)
         if not ticket or ticket.state != TicketState.ACTIVE or ticket.staff != staff:
             raise HandoffError("该会话不在进行中，或不由您接待。")
-        await self._r.hset(keys.handoff_ticket(ticket_id), "note", note)
+        await self._r.hset(keys.handoff_ticket(ticket_id), mapping={"note": note, "summary": summary})
         await self._finish(ticket_id, TicketState.ENDED, "ended", signal=False)  # the summary below wakes the socket
-        summary = f"小结：{mask_text(note.strip())[:200]}。" if note.strip() else ""
-        await self._post(ticket_id, "system", END_SUMMARY.format(note=summary))
+        await self._post(ticket_id, "system", citizen_summary(summary))
         return await self.get(ticket_id)
 
     async def _finish(self, ticket_id: str, state: TicketState, why: str, signal: bool = True) -> None:
@@ -208,6 +222,7 @@ class HandoffDesk(AppointmentBook, DeskFigures):
                     if current == ticket_id:
                         p.delete(sender_key)
                     p.zrem(keys.handoff_queue(), ticket_id)
+                    p.zrem(keys.handoff_active(), ticket_id)
                     p.hset(keys.handoff_ticket(ticket_id), "state", state.value)
                     await p.execute()
                     break
@@ -216,6 +231,66 @@ class HandoffDesk(AppointmentBook, DeskFigures):
         if signal:
             await self._signal(ticket_id)
         logger.info("handoff.ticket.%s ticket=%s", why, ticket_id)
+
+    # --- recording consent, staff who never join, restarts ---
+    async def record_consent(self, ticket_id: str, agree: bool) -> Optional[bool]:
+        """Keeps the citizen's first answer to the recording notice, with its time, on the ticket; a later
+        answer changes nothing. Asked only once staff accepted. Returns the consent on record (None: not asked)."""
+        ticket = await self.get(ticket_id)
+        if ticket is None or (ticket.consent is None and ticket.state != TicketState.ACTIVE):
+            return None
+        if ticket.consent is not None:
+            return ticket.consent
+        if not await self._r.hsetnx(keys.handoff_ticket(ticket_id), "consent", "1" if agree else "0"):
+            return (await self.get(ticket_id)).consent  # a second socket answered first
+        await self._r.hset(keys.handoff_ticket(ticket_id), "consent_ms", self.clock.ms())
+        await self._r.xadd(keys.handoff_messages(ticket_id), {"from": "system", "to": "staff", "event": "consent",
+                                                              "consent": "agreed" if agree else "declined",
+                                                              "text": CONSENT_NOTICE[agree]})
+        await self._r.expire(keys.handoff_messages(ticket_id), keys.HANDOFF_TICKET_TTL_S)
+        await self._signal(ticket_id)
+        logger.info("handoff.consent.%s ticket=%s", "agreed" if agree else "declined", ticket_id)
+        try:
+            await self.audit.record("citizen", "video.consent", ticket_id, "agreed" if agree else "declined")
+        except AuditError as exc:  # the answer is on the ticket already; the call must not hang on the audit
+            logger.error("handoff.consent.audit_failed ticket=%s error=%s", ticket_id, type(exc).__name__)
+        return agree
+
+    async def mark_joined(self, ticket_id: str, role: str) -> None:
+        """A peer joined the ticket's room: staff who joined since the accept are not swept as never joined."""
+        await self._r.hset(keys.handoff_ticket(ticket_id), f"{role}_joined_ms", self.clock.ms())
+
+    async def unjoined(self, timeout_s: float) -> list[Ticket]:
+        """Active tickets whose staff accepted more than timeout_s ago and have not joined the call since."""
+        cutoff = self.clock.ms() - int(timeout_s * 1000)
+        found = []
+        for ticket_id in await self._r.zrangebyscore(keys.handoff_active(), "-inf", cutoff):
+            ticket = await self.get(ticket_id)
+            if ticket is None or ticket.state != TicketState.ACTIVE:
+                await self._r.zrem(keys.handoff_active(), ticket_id)  # expired or finished elsewhere
+            elif ticket.accepted_ms <= cutoff and ticket.staff_joined_ms < ticket.accepted_ms:
+                found.append(ticket)
+        return found
+
+    async def reconcile_active(self, media_lost: Callable[[Ticket], Awaitable[bool]], started_ms: int) -> dict[str, int]:
+        """After a restart: each ticket accepted before `started_ms` whose media `media_lost` says is gone goes
+        back to the front of its class, or ends if its citizen has left (no presence key). Scans every ticket,
+        not the active index, so tickets from before the index existed are found too."""
+        counts = {"requeued": 0, "ended": 0}
+        async for key in self._r.scan_iter(match=keys.handoff_ticket_match(), count=500):
+            ticket = await self.get(key.rsplit(":", 1)[1])
+            if ticket is None or ticket.state != TicketState.ACTIVE or ticket.accepted_ms >= started_ms:
+                continue
+            if not await media_lost(ticket):
+                await self._r.zadd(keys.handoff_active(), {ticket.id: ticket.accepted_ms})
+                continue
+            if await self._r.exists(keys.handoff_presence(ticket.id)):
+                counts["requeued"] += int(await self.requeue_front(ticket.id, SERVICE_RESTARTED, room_id=ticket.room_id))
+            else:
+                await self._finish(ticket.id, TicketState.ENDED, "ended_after_restart")
+                counts["ended"] += 1
+        logger.info("handoff.reconciled requeued=%d ended=%d", counts["requeued"], counts["ended"])
+        return counts
 
     # --- the chat between citizen and staff ---
     async def route_citizen_message(self, sender_id: str, text: str) -> bool:
@@ -287,5 +362,9 @@ class HandoffDesk(AppointmentBook, DeskFigures):
         raw = await self._r.getdel(keys.video_room_token(token))
         return json.loads(raw) if raw else None
 
-    def _day(self) -> str:
-        return self.now().date().isoformat()
+
+def citizen_summary(summary: str) -> str:
+    """The closing message the citizen reads: staff's summary for them, masked; never the internal note.
+    The staff console shows the same wording as its preview."""
+    text = mask_text(summary.strip())[:SUMMARY_MAX_CHARS].rstrip("。.")
+    return END_SUMMARY.format(summary=f"小结：{text}。" if text else "")

@@ -2,7 +2,9 @@
 
 Both answer a browser's one-POST offer for a single-use room token, close a ticket's room (the
 recording's hash goes to the audit log) and, where the rooms live, put the citizen back at the
-front of the queue when staff drop for good. The signaling edge translates their HTTPExceptions.
+front of the queue when staff drop for good or never join after accepting (a sweep), or when a
+restart lost the room (`reconcile_at_start`). A citizen's token opens media only after they
+agreed to the recording. The signaling edge translates their HTTPExceptions.
 """
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from typing import Any, Optional
 
 import httpx
 from fastapi import HTTPException
+from redis.exceptions import RedisError
 
-from gateway.handoff import HandoffDesk, Ticket, TicketState
-from gateway.handoff_nodes import NoMediaNode, NodeDirectory
+from gateway.handoff.desk import STAFF_NEVER_JOINED, HandoffDesk
+from gateway.handoff.nodes import NoMediaNode, NodeDirectory
+from gateway.handoff.tickets import Ticket, TicketState
 from gateway.settings import Settings
 from video.loopback import allow_loopback_candidates
 from video.rooms import BadOffer, RoomNotFound, RoomRegistry, ice_servers_from
@@ -22,6 +26,8 @@ from video.rooms import BadOffer, RoomNotFound, RoomRegistry, ice_servers_from
 logger = logging.getLogger(__name__)
 TOKEN_USED = "视频通话凭证无效或已使用，请重新发起连接。"
 NO_MEDIA = "视频服务暂时不可用，请稍后再试。"
+NO_CONSENT = "市民尚未同意录像，不能开始视频。"
+RETRY_S = 5.0  # after a redis outage, the sweeps and the reconciliation try again this much later
 
 
 def make_rooms(settings: Settings) -> RoomRegistry:
@@ -35,6 +41,8 @@ def make_rooms(settings: Settings) -> RoomRegistry:
 
 
 class VideoServiceBase:
+    """What the signaling edge and the staff API need from media, wherever the rooms live."""
+
     desk: HandoffDesk
     browser_ice_servers: list[dict[str, Any]]
 
@@ -44,19 +52,53 @@ class VideoServiceBase:
     async def close(self, ticket: Ticket) -> None:
         raise NotImplementedError
 
+    async def media_lost(self, ticket: Ticket) -> bool:
+        """True when nothing carries the ticket's call any more (its room died with a process)."""
+        raise NotImplementedError
+
+    async def requeue_unjoined(self, timeout_s: float) -> list[str]:
+        """Requeues the tickets this service answers for whose staff never joined; returns their ids."""
+        raise NotImplementedError
+
     async def aclose(self) -> None:
         """Releases what the service holds at shutdown."""
 
+    async def watch_staff_joins(self, timeout_s: float) -> None:
+        """Until cancelled: staff who accepted and did not join within timeout_s lose the ticket to the
+        queue. A round that fails (redis away) is logged and the next round tries again."""
+        interval_s = max(1.0, min(RETRY_S, timeout_s / 4))
+        while True:
+            try:
+                await self.requeue_unjoined(timeout_s)
+            except (OSError, RedisError) as exc:
+                logger.warning("handoff.join_watch.failed error=%s", type(exc).__name__)
+            except Exception:  # the sweep must outlive any one bad ticket
+                logger.exception("handoff.join_watch.failed")
+            await asyncio.sleep(interval_s)
+
+    async def reconcile_at_start(self, started_ms: int) -> dict[str, int]:
+        """Puts back the active tickets whose media a restart lost; retries until redis answers."""
+        while True:
+            try:
+                return await self.desk.reconcile_active(self.media_lost, started_ms)
+            except (OSError, RedisError) as exc:
+                logger.warning("handoff.reconcile.failed error=%s", type(exc).__name__)
+            await asyncio.sleep(RETRY_S)
+
 
 class VideoService(VideoServiceBase):
-    """Ties media rooms to tickets in this process (the gateway's, or a media node's)."""
+    """Ties media rooms to tickets in this process (the gateway's, or a media node's).
+
+    all_rooms_here: the gateway's in-process media, where every ticket's room lives; a media node
+    passes False and answers only for the rooms it hosts."""
 
     def __init__(self, desk: HandoffDesk, rooms: RoomRegistry, staff_reconnect_s: float,
-                 browser_ice_servers: Optional[list[dict[str, Any]]] = None):
+                 browser_ice_servers: Optional[list[dict[str, Any]]] = None, all_rooms_here: bool = True):
         self.desk = desk
         self.browser_ice_servers = browser_ice_servers or []  # RTCPeerConnection config for both browsers
         self.rooms = rooms
         self._reconnect_s = staff_reconnect_s
+        self._all_rooms_here = all_rooms_here
         self._tickets: dict[str, str] = {}  # room id -> ticket id
         self._watchers: set[asyncio.Task] = set()
 
@@ -67,12 +109,15 @@ class VideoService(VideoServiceBase):
         ticket = await self.desk.get(grant["ticket_id"])
         if ticket is None or ticket.state != TicketState.ACTIVE or ticket.room_id != grant["room_id"]:
             raise HTTPException(status_code=409, detail="这次视频服务已经结束。")
+        if grant["role"] == "citizen" and ticket.consent is not True:
+            raise HTTPException(status_code=403, detail=NO_CONSENT)
         self._tickets[ticket.room_id] = ticket.id
         try:
             answer = await self.rooms.open(ticket.room_id).join(grant["role"], sdp, sdp_type)
         except BadOffer as exc:
             logger.warning("video.offer.rejected room=%s role=%s error=%s", ticket.room_id, grant["role"], exc)
             raise HTTPException(status_code=400, detail="视频连接参数不正确，请刷新页面后重试。")
+        await self.desk.mark_joined(ticket.id, grant["role"])
         return {"sdp": answer.sdp, "type": answer.type}
 
     async def close(self, ticket: Ticket) -> None:
@@ -80,9 +125,25 @@ class VideoService(VideoServiceBase):
         self._tickets.pop(ticket.room_id, None)
         recording = await self.rooms.close(ticket.room_id) if ticket.room_id else None
         if recording is not None:
-            entry = await self.desk.audit_recording(ticket, recording.sha256, recording.size_bytes, recording.path.name)
+            entry = await self.desk.figures.audit_recording(ticket, recording.sha256, recording.size_bytes, recording.path.name)
             logger.info("video.recording.audited ticket=%s sha256=%s bytes=%d entry=%s",
                         ticket.id, recording.sha256, recording.size_bytes, entry)
+
+    async def media_lost(self, ticket: Ticket) -> bool:
+        return ticket.room_id not in self.rooms
+
+    async def requeue_unjoined(self, timeout_s: float) -> list[str]:
+        requeued = []
+        for ticket in await self.desk.unjoined(timeout_s):
+            if not (self._all_rooms_here or ticket.room_id in self.rooms):
+                continue  # a room on another node, or not placed yet: the gateway or that node sees to it
+            if ticket.room_id in self.rooms and self.rooms.get(ticket.room_id).has_peer("staff"):
+                continue  # joined a moment ago; the mark is on its way
+            if await self.desk.requeue_front(ticket.id, STAFF_NEVER_JOINED, room_id=ticket.room_id):
+                logger.warning("handoff.staff.never_joined ticket=%s staff=%s", ticket.id, ticket.staff)
+                requeued.append(ticket.id)
+                await self.close(ticket)
+        return requeued
 
     async def on_peer_lost(self, room_id: str, role: str) -> None:
         if role == "staff":
@@ -91,8 +152,18 @@ class VideoService(VideoServiceBase):
             task.add_done_callback(self._watchers.discard)
 
     async def _staff_gone(self, room_id: str) -> None:
-        """Staff get a grace period to rejoin; after that the citizen goes back to the front of the queue."""
+        """Staff get a grace period to rejoin; after that the citizen goes back to the front of the queue.
+        A redis outage delays the decision, it does not drop it."""
         await asyncio.sleep(self._reconnect_s)
+        while True:
+            try:
+                await self._requeue_if_staff_gone(room_id)
+                return
+            except (OSError, RedisError) as exc:
+                logger.warning("handoff.staff_gone.failed room=%s error=%s", room_id, type(exc).__name__)
+            await asyncio.sleep(RETRY_S)
+
+    async def _requeue_if_staff_gone(self, room_id: str) -> None:
         ticket_id = self._tickets.get(room_id)
         try:
             room = self.rooms.get(room_id)
@@ -101,9 +172,9 @@ class VideoService(VideoServiceBase):
         if room.has_peer("staff") or ticket_id is None:
             return
         ticket = await self.desk.get(ticket_id)
-        if ticket and ticket.state == TicketState.ACTIVE:
+        if ticket and ticket.state == TicketState.ACTIVE and ticket.room_id == room_id:
             await self.close(ticket)
-            await self.desk.requeue_front(ticket_id)
+            await self.desk.requeue_front(ticket_id, room_id=room_id)
 
     async def aclose(self) -> None:
         for task in self._watchers:
@@ -148,6 +219,31 @@ class NodeVideoService(VideoServiceBase):
             logger.error("video.node.close_failed ticket=%s node=%s error=%s", ticket.id, node.node_id, type(exc).__name__)
             return
         await self.nodes.forget(ticket.room_id)
+
+    async def _node_dead(self, ticket: Ticket) -> Optional[bool]:
+        """None: the room was never placed on a node; True: its node stopped sending heartbeats."""
+        placed = await self.nodes.placed_on(ticket.room_id) if ticket.room_id else None
+        if placed is None:
+            return None
+        return placed not in {n.node_id for n in await self.nodes.live()}
+
+    async def media_lost(self, ticket: Ticket) -> bool:
+        """Only a dead node loses media: a room not placed yet may still start, and the join sweep sees to it."""
+        return bool(await self._node_dead(ticket))
+
+    async def requeue_unjoined(self, timeout_s: float) -> list[str]:
+        """Tickets whose room is on a live node are that node's to sweep; here, the rest: a room never
+        placed (neither browser joined) or placed on a node that died."""
+        requeued = []
+        for ticket in await self.desk.unjoined(timeout_s):
+            if await self._node_dead(ticket) is False:
+                continue
+            if await self.desk.requeue_front(ticket.id, STAFF_NEVER_JOINED, room_id=ticket.room_id):
+                logger.warning("handoff.staff.never_joined ticket=%s staff=%s", ticket.id, ticket.staff)
+                requeued.append(ticket.id)
+                if ticket.room_id:
+                    await self.nodes.forget(ticket.room_id)
+        return requeued
 
     async def aclose(self) -> None:
         await self._http.aclose()

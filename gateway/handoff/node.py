@@ -1,8 +1,10 @@
 """A media node: one process hosting video rooms behind a small signaling API for the gateway.
 
-`python -m gateway.handoff_node --port 8101` starts one; run one per core. The node announces
-itself in redis with a heartbeat (gateway.handoff_nodes), redeems the room tokens the gateway
-routes to it, records and audits its rooms and requeues a citizen whose staff member dropped.
+`python -m gateway.handoff.node --port 8101` starts one; run one per core. The node announces
+itself in redis with a heartbeat (gateway.handoff.nodes), redeems the room tokens the gateway
+routes to it, records and audits its rooms, requeues a citizen whose staff member dropped or never
+joined, and deletes the recordings past retention. At start it puts back the calls its previous run
+(same host:port) was carrying.
 Its API is for the gateway only (loopback, bearer token VIDEO_NODE_TOKEN); browsers reach the
 node's media ports directly, as they would reach the gateway's in-process media.
 """
@@ -18,12 +20,15 @@ import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from gateway.handoff import HandoffDesk
-from gateway.handoff_media import VideoService, make_rooms
-from gateway.handoff_nodes import NodeDirectory
+from gateway.handoff.desk import HandoffDesk
+from gateway.handoff.media import VideoService, make_rooms
+from gateway.handoff.nodes import NodeDirectory
+from gateway.handoff.retention import RecordingRetention
+from gateway.handoff.tickets import Ticket
 from gateway.logs import configure_logging
-from gateway.settings import Settings, get_settings
+from gateway.settings import Settings, settings_or_exit
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ def create_node_app(settings: Settings, port: int) -> FastAPI:
         while True:
             try:
                 await directory.heartbeat(node_id, url, len(service.rooms))
-            except OSError as exc:  # redis away for a moment: the next beat tries again
+            except (OSError, RedisError) as exc:  # redis away for a moment: the next beat tries again
                 logger.warning("video.node.heartbeat_failed node=%s error=%s", node_id, exc)
             await asyncio.sleep(settings.video_node_heartbeat_s)
 
@@ -58,18 +63,43 @@ def create_node_app(settings: Settings, port: int) -> FastAPI:
     async def lifespan(app: FastAPI):
         redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
         desk = HandoffDesk(redis, settings)
-        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s)
+        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, all_rooms_here=False)
         service.rooms.set_peer_lost(service.on_peer_lost)
         directory = NodeDirectory(redis)
         app.state.service = service
-        beating = asyncio.ensure_future(heartbeat(directory, service))
+        started_ms = desk.clock.ms()
+
+        async def lost_here(ticket: Ticket) -> bool:
+            """A room placed on this node id before this start died with the previous process."""
+            return ticket.room_id not in service.rooms and await directory.placed_on(ticket.room_id) == node_id
+
+        async def reconcile() -> None:
+            while True:
+                try:
+                    await desk.reconcile_active(lost_here, started_ms)
+                    return
+                except (OSError, RedisError) as exc:
+                    logger.warning("video.node.reconcile_failed node=%s error=%s", node_id, type(exc).__name__)
+                await asyncio.sleep(settings.video_node_heartbeat_s)
+
+        retention = RecordingRetention(redis, desk.audit, settings.video_recordings_dir,
+                                       settings.video_recording_retention_days)
+        jobs = [asyncio.ensure_future(heartbeat(directory, service)), asyncio.ensure_future(reconcile()),
+                asyncio.ensure_future(service.watch_staff_joins(settings.handoff_staff_join_timeout_s)),
+                asyncio.ensure_future(retention.run())]
         logger.info("video.node.started node=%s relay_encoded=%s", node_id, settings.video_relay_encoded)
         try:
             yield
         finally:
-            beating.cancel()
-            await directory.leave(node_id)
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+            try:
+                await directory.leave(node_id)
+            except (OSError, RedisError) as exc:  # its heartbeat expires by itself
+                logger.warning("video.node.leave_failed node=%s error=%s", node_id, type(exc).__name__)
             await service.aclose()
+            await desk.audit.aclose()
             await redis.aclose()
 
     app = FastAPI(title="Anju media node", lifespan=lifespan)
@@ -95,10 +125,10 @@ def create_node_app(settings: Settings, port: int) -> FastAPI:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m gateway.handoff_node", description="Run one media node.")
+    parser = argparse.ArgumentParser(prog="python -m gateway.handoff.node", description="Run one media node.")
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    settings = get_settings()
+    settings = settings_or_exit()
     configure_logging()
     uvicorn.run(create_node_app(settings, args.port), host=settings.video_node_host, port=args.port, log_level="warning")
 

@@ -80,5 +80,9 @@ class NodeDirectory:
         node_id = await self._r.get(keys.video_room_node(room_id))
         return next((n for n in await self.live() if n.node_id == node_id), None) if node_id else None
 
+    async def placed_on(self, room_id: str) -> Optional[str]:
+        """The id of the node the room was placed on, live or not; None if it was never placed."""
+        return await self._r.get(keys.video_room_node(room_id))
+
     async def forget(self, room_id: str) -> None:
         await self._r.delete(keys.video_room_node(room_id))

@@ -1,0 +1,89 @@
+"""Offers, staff hours and video appointments: decides when a citizen books a slot instead of joining
+the queue (outside staff hours, or when the wait is too long), and books it."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Awaitable, Callable, Iterator
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from gateway import keys
+from gateway.handoff.clock import DeskClock
+from gateway.handoff.errors import HandoffError
+from gateway.settings import Settings
+from video import schedule
+
+logger = logging.getLogger(__name__)
+
+
+class AppointmentBook:
+    """Needs the queue only for one number: `joining_eta_s()`, the wait of a citizen who joins it now."""
+
+    def __init__(self, redis: Redis, settings: Settings, clock: DeskClock,
+                 joining_eta_s: Callable[[], Awaitable[int]]):
+        self._r = redis
+        self._s = settings
+        self._clock = clock
+        self._joining_eta_s = joining_eta_s
+
+    async def mark_offered(self, sender_id: str) -> bool:
+        """True the first time only, so an elder-mode sender is offered video once a day."""
+        return bool(await self._r.set(keys.handoff_offered(sender_id), "1", nx=True, ex=24 * 3600))
+
+    def is_open(self) -> bool:
+        return schedule.is_open(self._clock.now(), self._s.handoff_staff_hours, self._s.handoff_staff_days)
+
+    async def should_book(self) -> bool:
+        if not self.is_open():
+            return True
+        return await self._joining_eta_s() > self._s.handoff_max_wait_s
+
+    async def free_slots(self, count: int = 3) -> list[dict[str, str]]:
+        now, found = self._clock.now(), []
+        for slot in self._slots(now):
+            if await self._r.scard(keys.handoff_bookings(slot.isoformat())) < self._s.handoff_slot_capacity:
+                found.append({"slot": slot.isoformat(), "label": schedule.slot_label(slot, now)})
+            if len(found) == count:
+                break
+        return found
+
+    async def book(self, sender_id: str, slot_iso: str) -> str:
+        """Books a real, free slot for the sender; returns its label for the confirmation."""
+        try:
+            slot = dt.datetime.fromisoformat(slot_iso)
+        except ValueError:
+            raise HandoffError("预约时间格式不正确，请重新选择。")
+        now = self._clock.now()
+        valid = {s.isoformat() for _, s in zip(range(200), self._slots(now))}
+        if slot.isoformat() not in valid:
+            raise HandoffError("该时段不可预约，请选择列出的时段。")
+        key = keys.handoff_bookings(slot.isoformat())
+        ttl_s = int(slot.timestamp() - self._clock()) + 24 * 3600
+        if not await self._book_if_free(key, sender_id, ttl_s):
+            raise HandoffError("该时段已约满，请选择其他时段。")
+        logger.info("handoff.appointment.booked sender=%s slot=%s", sender_id, slot.isoformat())
+        return schedule.slot_label(slot, now)
+
+    async def _book_if_free(self, key: str, sender_id: str, ttl_s: int) -> bool:
+        """Checks capacity and books in one WATCH/MULTI transaction: two citizens cannot both take
+        the last place (the loser's transaction fails and it looks again)."""
+        async with self._r.pipeline(transaction=True) as p:
+            while True:
+                try:
+                    await p.watch(key)
+                    if not await p.sismember(key, sender_id) and await p.scard(key) >= self._s.handoff_slot_capacity:
+                        await p.unwatch()
+                        return False
+                    p.multi()
+                    p.sadd(key, sender_id)
+                    p.expire(key, ttl_s)
+                    await p.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    def _slots(self, now: dt.datetime) -> Iterator[dt.datetime]:
+        s = self._s
+        return schedule.slots(now, s.handoff_staff_hours, s.handoff_staff_days, s.handoff_slot_minutes)
