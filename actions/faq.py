@@ -7,6 +7,8 @@ core's knowledge base, so changing an answer or adding a city is a data change. 
 for its second-home variant (the core picks the sub-answer, falling back to the full one).
 When the selector is unsure of the topic the bot asks which of the likeliest topics was meant
 (buttons, plus a way to a person) rather than answer a question nobody asked.
+In elder mode (the widget's metadata elder_mode: true) the core's short variant is asked for:
+the same answer in a few plain sentences.
 """
 from __future__ import annotations
 
@@ -95,6 +97,14 @@ def requested_aspect(tracker: Tracker) -> Optional[str]:
     return None
 
 
+def answer_params(tracker: Tracker, city: Optional[str], aspect: Optional[str]) -> Dict[str, Any]:
+    """Query parameters for the core's answer; the short variant when the latest message is in elder mode."""
+    params: Dict[str, Any] = {"city": city, "aspect": aspect}
+    if ((tracker.latest_message or {}).get("metadata") or {}).get("elder_mode") is True:
+        params["variant"] = "short"
+    return params
+
+
 class ActionAnswerFaq(Action):
     def name(self) -> Text:
         return "action_answer_faq"
@@ -111,7 +121,7 @@ class ActionAnswerFaq(Action):
         city = tracker.get_slot("city")
         aspect = requested_aspect(tracker)
         try:
-            answer = await core_client.get(f"/policy/answers/{topic}", params={"city": city, "aspect": aspect})
+            answer = await core_client.get(f"/policy/answers/{topic}", params=answer_params(tracker, city, aspect))
         except core_client.CoreError as exc:
             logger.warning("faq.answer.refused topic=%s status=%s", topic, exc.status)
             dispatcher.utter_message(response="utter_default")

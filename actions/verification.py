@@ -173,13 +173,31 @@ def _say_unavailable(dispatcher: CollectingDispatcher) -> Dict[str, Any]:
     return {"verification_stopped": True}
 
 
+async def _bind_openid(tracker: Tracker, person_ref: str) -> None:
+    """In a WeChat conversation, ID + code once binds the openid, so the next visit needs neither.
+    Best effort: an unbound WeChat user is simply asked for the ID again next time."""
+    openid = asserted_openid(tracker)
+    if not openid:
+        return
+    try:
+        await core_client.post("/identity/openid/bind",
+                               {"openid": openid, "person_ref": person_ref, "channel_ref": tracker.sender_id})
+        logger.info("verification.openid.bound")
+    except core_client.CoreError as exc:
+        logger.warning("verification.openid.bind_refused code=%s", core_client.error_code(exc))
+    except core_client.CoreUnavailable:
+        logger.warning("verification.openid.bind_unavailable")
+
+
 class ValidateVerificationForm(FormValidationAction):
     def name(self) -> Text:
         return "validate_verification_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: DomainDict) -> List[EventType]:
-        activating = (tracker.active_loop or {}).get("name") != FORM_NAME
+        # Rasa already lists the form as the active loop while it activates it; no slot has been
+        # asked for yet then, and that is when a bound WeChat user is verified without typing.
+        activating = (tracker.active_loop or {}).get("name") != FORM_NAME or not tracker.get_slot("requested_slot")
         if activating and tracker.get_slot("verified") is not True:
             openid = asserted_openid(tracker)
             if openid:
@@ -318,6 +336,7 @@ class ValidateVerificationForm(FormValidationAction):
         dispatcher.utter_message(response="utter_verified", name_masked=identity.get("name_masked", ""))
         dispatcher.utter_message(json_message=IDENTITY_VERIFIED)
         logger.info("verification.succeeded via=otp elderly=%s", bool(identity.get("elderly")))
+        await _bind_openid(tracker, identity["person_ref"])
         return {**identity_slots(identity), **offer_video_if_needed(identity, tracker, dispatcher)}
 
     async def _code_refused(self, exc: core_client.CoreError, dispatcher: CollectingDispatcher,

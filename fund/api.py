@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 import redis
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -115,9 +115,11 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
     @app.get("/policy/answers/{topic}", dependencies=[Authorized])
     def policy_answer(topic: str, kb: Knowledge,
                       city: Annotated[Optional[str], Query(max_length=20)] = None,
-                      aspect: Annotated[Optional[str], Query(max_length=20)] = None) -> Answer:
+                      aspect: Annotated[Optional[str], Query(max_length=20)] = None,
+                      variant: Annotated[Literal["full", "short"], Query()] = "full") -> Answer:
+        """One topic's answer; variant=short is the elder-mode text (a few plain sentences)."""
         try:
-            return kb.answer(topic, city, aspect)
+            return kb.answer(topic, city, aspect, variant)
         except UnknownTopic:
             raise HTTPException(status_code=404, detail=f"知识库中没有主题“{topic}”")
 

@@ -8,6 +8,9 @@ with "以当地公积金中心最新公告为准" so the bot never states them a
 Follow-up questions are answered from the same entry: an aspect ("materials" for "要带什么
 材料?", "first"/"second" for "那二套呢?") picks a sub-answer, looked up in the city entry
 first and then in the national one, so a city file only holds what differs.
+
+Every entry also has a `short` text: the same answer in 2–4 plain sentences, no fact the full
+text lacks, for elder mode (`variant="short"`); the caveats and the way to a person stay.
 """
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ from pydantic import BaseModel, Field
 
 UNVERIFIED_NOTE = "（提示：该信息尚未经当地公积金中心核实，以当地公积金中心最新公告为准。）"
 DEFAULT_NEXT_STEP = "如需进一步帮助，可拨打 12329 服务热线，或说“转人工”联系工作人员。"
+SHORT_NEXT_STEP = "需要帮助，请按“转人工”找工作人员。"
+SHORT_ASK_CITY = "各城市标准不同。请告诉我您在哪个城市缴存。"
 
 
 class UnknownTopic(LookupError):
@@ -28,10 +33,12 @@ class UnknownTopic(LookupError):
 
 
 ASPECTS = ("materials", "first", "second")
+VARIANTS = ("full", "short")
 
 
 class Entry(BaseModel):
     text: str = Field(min_length=1)
+    short: str = Field(min_length=1)
     effective_date: dt.date
     verified: bool
     source: str = Field(min_length=1)
@@ -63,6 +70,7 @@ class Answer(BaseModel):
     topic: str
     title: str
     aspect: Optional[str] = None
+    variant: str = "full"
     city: Optional[str]
     text: str
     verified: bool
@@ -100,7 +108,10 @@ class KnowledgeBase:
         return self._city_by_name.get(name) or self._city_by_name.get(name.removesuffix("市"))
 
     def answer(self, topic_name: str, city_name: Optional[str] = None,
-               aspect: Optional[str] = None) -> Answer:
+               aspect: Optional[str] = None, variant: str = "full") -> Answer:
+        """The answer for a topic (and city, and aspect); variant "short" gives the elder-mode text:
+        the short sentences, the caveat when unverified, and no source line."""
+        short = variant == "short"
         topic = self.topics.get(topic_name)
         if topic is None:
             raise UnknownTopic(topic_name)
@@ -116,6 +127,8 @@ class KnowledgeBase:
                 aspect = None
         else:
             aspect = None
+            if short:
+                text = entry.short
         parts = []
         if city and entry is not topic.national:
             parts.append(f"【{city.name}】")
@@ -124,14 +137,20 @@ class KnowledgeBase:
         elif topic.city_specific and city_name:
             parts.append(f"暂未收录“{city.name if city else city_name}”的具体规定，以下是全国通行规定：")
         parts.append(text.strip())
-        parts.append(f"（依据：{entry.source}；自{entry.effective_date:%Y年%-m月%-d日}起适用。）")
+        if not short:
+            parts.append(f"（依据：{entry.source}；自{entry.effective_date:%Y年%-m月%-d日}起适用。）")
         if not entry.verified:
             parts.append(UNVERIFIED_NOTE)
         if topic.city_specific and not city_name:
-            parts.append("各城市的具体标准不同，告诉我您在哪个城市缴存（例如：常州、马鞍山），我按当地规定回答。")
-        parts.append(next((e.next_step for e in (entry, *candidates) if e.next_step), DEFAULT_NEXT_STEP))
+            parts.append(SHORT_ASK_CITY if short else
+                         "各城市的具体标准不同，告诉我您在哪个城市缴存（例如：常州、马鞍山），我按当地规定回答。")
+        if short:
+            parts.append(SHORT_NEXT_STEP)
+        else:
+            parts.append(next((e.next_step for e in (entry, *candidates) if e.next_step), DEFAULT_NEXT_STEP))
         return Answer(
-            topic=topic_name, title=topic.title, aspect=aspect, city=city.name if city else None,
+            topic=topic_name, title=topic.title, aspect=aspect, variant="short" if short else "full",
+            city=city.name if city else None,
             text="\n".join(parts), verified=entry.verified,
             effective_date=entry.effective_date, source=entry.source,
         )

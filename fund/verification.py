@@ -6,6 +6,9 @@
   database, so a restart does not reset it.
 - A verified session is an opaque person_ref that expires after 15 idle minutes
   (sliding): the bot never holds the ID number.
+- A WeChat openid is bound to a person only right after an ID + SMS verification in the same
+  conversation (a fresh sms person_ref, for the channel that verified), and can be unbound by
+  the WeChat user at any time; an openid bound before to someone else moves, audited as such.
 - Every decision that changes something (code sent, failure counted, session opened) is
   audited in the same transaction as the change (AuditLog.append_in); refusals that change
   nothing (locked, expired challenge, unbound openid) are left to the caller's audit.
@@ -50,6 +53,19 @@ class ChallengeStarted:
     challenge_id: str
     phone_masked: str
     expires_in_s: int
+    audit_seq: Optional[int] = None
+
+
+class BindRefused(CoreError):
+    """Binding needs a person_ref opened by an SMS code within the last few minutes."""
+
+    code = "bind_refused"
+
+
+@dataclass(frozen=True)
+class Binding:
+    changed: bool
+    replaced: bool = False    # the openid had been bound to someone else, or the person to another openid
     audit_seq: Optional[int] = None
 
 
@@ -193,6 +209,50 @@ class IdentityService:
 
         return write_transaction(self._sessions, work)
 
+    def bind_openid(self, openid: str, person_ref: str, channel_ref: str) -> Binding:
+        """Binds a WeChat openid to the person a fresh SMS verification just confirmed."""
+        def work(session: Session) -> Binding:
+            row = session.scalar(select(VerificationSession).where(VerificationSession.person_ref == person_ref))
+            now = self._clock()
+            if row is None or (now - row.last_seen_at).total_seconds() > self.policy.idle_timeout_s:
+                raise VerificationExpired()
+            if row.method != "sms" or row.channel_ref != channel_ref or \
+                    (now - row.created_at).total_seconds() > self.policy.code_ttl_s:
+                raise BindRefused()
+            person = session.get(Person, row.person_id)
+            if person.wechat_openid == openid:
+                return Binding(changed=False)
+            holder = session.scalar(select(Person).where(Person.wechat_openid == openid))
+            if holder is not None:
+                holder.wechat_openid = None
+                self._record(session, channel_ref, "identity.openid.unbind", holder.id_number,
+                             f"moved openid={_openid_hint(openid)}")
+                session.flush()   # free the unique openid before it is set on the new person
+            replaced = holder is not None or person.wechat_openid is not None
+            person.wechat_openid = openid
+            seq = self._record(session, channel_ref, "identity.openid.bind", person.id_number,
+                               f"bound openid={_openid_hint(openid)}" + (" replaced" if replaced else ""))
+            return Binding(changed=True, replaced=replaced, audit_seq=seq)
+
+        binding = write_transaction(self._sessions, work)
+        logger.info("identity.openid.bound changed=%s replaced=%s", binding.changed, binding.replaced)
+        return binding
+
+    def unbind_openid(self, openid: str, channel_ref: str) -> Binding:
+        """The WeChat user's own “解除绑定”: nothing changes (and nothing is audited here) if none was bound."""
+        def work(session: Session) -> Binding:
+            person = session.scalar(select(Person).where(Person.wechat_openid == openid))
+            if person is None:
+                return Binding(changed=False)
+            person.wechat_openid = None
+            seq = self._record(session, channel_ref, "identity.openid.unbind", person.id_number,
+                               f"unbound openid={_openid_hint(openid)}")
+            return Binding(changed=True, audit_seq=seq)
+
+        binding = write_transaction(self._sessions, work)
+        logger.info("identity.openid.unbound changed=%s", binding.changed)
+        return binding
+
     def _open_session(self, session: Session, person: Person, channel_ref: str, method: str) -> VerifiedPerson:
         now = self._clock()
         ref = "pr_" + secrets.token_hex(16)
@@ -220,3 +280,7 @@ class IdentityService:
                 row.last_seen_at = now
                 return row.person_id, row.channel_ref
         raise error
+
+
+def _openid_hint(openid: str) -> str:
+    return openid[:6] + "***"

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.audit_client import AuditClient, AuditError
-from gateway.channels import health, staff, video, web
+from gateway.channels import health, staff, video, web, wechat_callback, wechat_miniprogram
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
 from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
 from gateway.handoff.retention import RecordingRetention
@@ -24,6 +24,7 @@ from gateway.security_headers import SecurityHeaders
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, get_settings
 from gateway.staff_auth import StaffAuth
+from gateway.wechat import WeChat
 
 logger = logging.getLogger(__name__)
 SERVICE_UNAVAILABLE = "服务暂时不可用，请稍后再试；急需办理可拨打 12329 服务热线联系人工。"
@@ -46,15 +47,20 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         app.state.audit = AuditClient(app.state.redis, settings.core_url, settings.core_api_token.get_secret_value(),
                                       settings.audit_timeout_s)
         start_video_handoff(app, settings)
+        app.state.wechat = WeChat(settings, app.state.redis, app.state.conversation, app.state.sessions,
+                                  app.state.limiter)
+        wechat_worker = app.state.wechat.start()
         drainer = asyncio.ensure_future(app.state.audit.run_drainer(settings.audit_drain_interval_s))
         logger.info("gateway.started env=%s", settings.anju_env)
         try:
             yield
         finally:
             drainer.cancel()
+            wechat_worker.cancel()
             for job in app.state.handoff_jobs:
                 job.cancel()
-            await asyncio.gather(drainer, *app.state.handoff_jobs, return_exceptions=True)
+            await asyncio.gather(drainer, wechat_worker, *app.state.handoff_jobs, return_exceptions=True)
+            await app.state.wechat.aclose()
             await app.state.audit.aclose()
             await app.state.video.aclose()
             await app.state.rasa.aclose()
@@ -64,12 +70,15 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app)
     app.add_middleware(BodyLimit, default_bytes=settings.limit_body_default_bytes, per_path={
-        "/api/chat": settings.limit_body_chat_bytes, "/api/video/offer": settings.limit_body_sdp_bytes})
+        "/api/chat": settings.limit_body_chat_bytes, "/api/wx/chat": settings.limit_body_chat_bytes,
+        "/api/video/offer": settings.limit_body_sdp_bytes, "/wechat/callback": settings.limit_body_wechat_bytes})
     app.add_middleware(SecurityHeaders)
     app.include_router(health.router)
     app.include_router(web.router)
     app.include_router(video.router)
     app.include_router(staff.router)
+    app.include_router(wechat_miniprogram.router)
+    app.include_router(wechat_callback.router)
 
     @app.get("/console", include_in_schema=False)
     async def staff_console() -> FileResponse:

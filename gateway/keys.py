@@ -175,3 +175,39 @@ def handoff_ticket_match() -> str:
 def video_recording_deletion(file_name: str) -> str:
     """Claimed by the one process (gateway or media node) that deletes and audits an expired recording."""
     return f"anju:video:recording_deletion:{file_name}"
+
+
+# --- WeChat (gateway/wechat/) ---
+WECHAT_SEEN_TTL_S = 10 * 60          # WeChat retries a push three times within about 15 s
+WECHAT_CHOICES_TTL_S = 30 * 60
+WECHAT_MUTED_TTL_S = 48 * 3600       # the customer-service reply window; a new message lifts it sooner
+
+
+def wechat_inbox() -> str:
+    """Stream of pushed messages, queued before WeChat is answered "success"; a consumer group drains it."""
+    return "anju:wechat:inbox"
+
+
+def wechat_seen(dedupe_id: str) -> str:
+    """Set the first time a MsgId (or an event's FromUserName+CreateTime) is queued, so a retried push is not."""
+    return f"anju:wechat:seen:{dedupe_id}"
+
+
+def wechat_access_token() -> str:
+    """The shared customer-service access_token, kept for less than its lifetime so it is renewed early."""
+    return "anju:wechat:access_token"
+
+
+def wechat_access_token_lock() -> str:
+    """Held by the one process that asks WeChat for a new access_token (expires after a few seconds)."""
+    return "anju:wechat:access_token:lock"
+
+
+def wechat_choices(sender_id: str) -> str:
+    """Hash: number the citizen may reply with -> the button payload it stands for (last reply's buttons)."""
+    return f"anju:wechat:choices:{sender_id}"
+
+
+def wechat_muted(openid_digest: str) -> str:
+    """Set when WeChat refused more messages to a user (45015/45047); sending stops until they write again."""
+    return f"anju:wechat:muted:{openid_digest}"

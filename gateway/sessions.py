@@ -6,6 +6,8 @@ which is random and kept here, on the server. Redis holds the session under the 
 id (a dump of redis gives no usable id). Rotating a session (after identity verification)
 gives a new id for the same sender_id, so the conversation goes on and an id seen before
 verification is worth nothing. Verified state lapses after `verified_idle_s` without a turn.
+A session may carry a channel identity (a WeChat openid from the login code exchange): it is
+kept in the session hash, travels with rotation and is never sent to the client.
 """
 from __future__ import annotations
 
@@ -39,6 +41,9 @@ class Session:
     created_ms: int
     last_seen_ms: int
     verified_ms: int = 0
+    # A channel identity the gateway itself established, e.g. ("wechat_openid", openid); "" when none.
+    identity_kind: str = ""
+    identity: str = ""
 
     @property
     def verified(self) -> bool:
@@ -46,7 +51,8 @@ class Session:
 
     def to_hash(self) -> dict[str, str | int]:
         return {"sender_id": self.sender_id, "channel": self.channel, "created_ms": self.created_ms,
-                "last_seen_ms": self.last_seen_ms, "verified_ms": self.verified_ms}
+                "last_seen_ms": self.last_seen_ms, "verified_ms": self.verified_ms,
+                "identity_kind": self.identity_kind, "identity": self.identity}
 
 
 class SessionStore:
@@ -60,10 +66,14 @@ class SessionStore:
     def _ms(self) -> int:
         return int(self._clock() * 1000)
 
-    async def create(self, channel: str = "web") -> Session:
+    async def create(self, channel: str = "web", identity_kind: str = "", identity: str = "",
+                     session_id: Optional[str] = None) -> Session:
+        """A new session; `session_id` only for server-side sessions whose id the gateway derives itself
+        (the WeChat message callback), never one a client chose."""
         now = self._ms()
-        session = Session(id=secrets.token_urlsafe(ID_BYTES), sender_id=f"{channel}-{secrets.token_hex(16)}",
-                          channel=channel, created_ms=now, last_seen_ms=now)
+        session = Session(id=session_id or secrets.token_urlsafe(ID_BYTES),
+                          sender_id=f"{channel}-{secrets.token_hex(16)}", channel=channel, created_ms=now,
+                          last_seen_ms=now, identity_kind=identity_kind, identity=identity)
         await self._save(session)
         logger.info("session.created channel=%s", channel)
         return session
@@ -84,7 +94,8 @@ class SessionStore:
             return None
         return Session(id=session_id, sender_id=h["sender_id"], channel=h.get("channel", "web"),
                        created_ms=int(h.get("created_ms") or 0), last_seen_ms=int(h.get("last_seen_ms") or 0),
-                       verified_ms=int(h.get("verified_ms") or 0))
+                       verified_ms=int(h.get("verified_ms") or 0), identity_kind=h.get("identity_kind", ""),
+                       identity=h.get("identity", ""))
 
     async def touch(self, session: Session) -> bool:
         """Records a turn. Returns True when verified state had lapsed (idle too long) and was dropped."""
@@ -105,10 +116,15 @@ class SessionStore:
         session.verified_ms = self._ms()
         await self._r.hset(keys.chat_session(_digest(session.id)), "verified_ms", session.verified_ms)
 
+    async def mark_unverified(self, session: Session) -> None:
+        session.verified_ms = 0
+        await self._r.hset(keys.chat_session(_digest(session.id)), "verified_ms", 0)
+
     async def rotate(self, session: Session) -> Session:
         """A new id for the same conversation; the old id stops working at once."""
         fresh = Session(id=secrets.token_urlsafe(ID_BYTES), sender_id=session.sender_id, channel=session.channel,
-                        created_ms=session.created_ms, last_seen_ms=self._ms(), verified_ms=session.verified_ms)
+                        created_ms=session.created_ms, last_seen_ms=self._ms(), verified_ms=session.verified_ms,
+                        identity_kind=session.identity_kind, identity=session.identity)
         await self._save(fresh)
         await self._r.delete(keys.chat_session(_digest(session.id)))
         logger.info("session.rotated channel=%s", session.channel)

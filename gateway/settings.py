@@ -122,6 +122,24 @@ class Settings(BaseSettings):
     audit_timeout_s: float = 5.0
     audit_drain_interval_s: float = 30.0
 
+    # WeChat (gateway/wechat/): the mini-program's login and chat, and the message-push callback.
+    # WECHAT_AES_KEY empty means plaintext mode; the API base is a setting so tests use a simulator.
+    wechat_token: SecretStr = SecretStr("dev-wechat-token")
+    wechat_appid: str = "wx-dev-appid"
+    wechat_app_secret: SecretStr = SecretStr("dev-wechat-app-secret")
+    wechat_aes_key: SecretStr = SecretStr("")
+    wechat_msg_format: Literal["xml", "json"] = "xml"
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    wechat_timeout_s: float = 5.0
+    limit_body_wechat_bytes: int = 64 * 1024
+
+    @model_validator(mode="after")
+    def _wechat_aes_key_shape(self) -> "Settings":
+        key = self.wechat_aes_key.get_secret_value()
+        if key and len(key) != 43:
+            raise ValueError(f"WECHAT_AES_KEY must be the 43-character EncodingAESKey, got {len(key)} characters")
+        return self
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> "Settings":
         """Production refuses each development secret with one error that names the setting."""
@@ -129,7 +147,8 @@ class Settings(BaseSettings):
             return self
         secrets = {"RASA_TOKEN": self.rasa_token, "RASA_GATEWAY_TOKEN": self.rasa_gateway_token,
                    "CORE_API_TOKEN": self.core_api_token, "VIDEO_NODE_TOKEN": self.video_node_token,
-                   "IDENTITY_ASSERTION_KEY": self.identity_assertion_key}
+                   "IDENTITY_ASSERTION_KEY": self.identity_assertion_key, "WECHAT_TOKEN": self.wechat_token,
+                   "WECHAT_APP_SECRET": self.wechat_app_secret}
         for name, value in secrets.items():
             clear = value.get_secret_value()
             if clear.startswith("dev-") or len(clear) < 16:
@@ -138,6 +157,12 @@ class Settings(BaseSettings):
         dev_secrets = {a.totp_secret.get_secret_value() for a in DEV_STAFF_ACCOUNTS}
         if any(a.username in dev_names or a.totp_secret.get_secret_value() in dev_secrets for a in self.staff_accounts):
             raise ValueError("STAFF_ACCOUNTS must replace the demo staff accounts in production")
+        if not self.wechat_aes_key.get_secret_value():
+            raise ValueError("WECHAT_AES_KEY must be set in production (safe mode; plaintext is for development)")
+        if self.wechat_appid.startswith("wx-dev") or not self.wechat_appid:
+            raise ValueError("WECHAT_APPID must be set to the mini-program's real appid in production")
+        if not self.wechat_api_base.startswith("https://"):
+            raise ValueError("WECHAT_API_BASE must be an https:// URL in production")
         if self.video_loopback_ice:
             raise ValueError("VIDEO_LOOPBACK_ICE is for tests only and refused in production")
         return self

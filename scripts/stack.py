@@ -59,11 +59,12 @@ class Ports:
     actions: int = 5055
     rasa: int = 5005
     gateway: int = 8000
+    speech: int = 2700
 
     @classmethod
     def free(cls) -> "Ports":
         ports: list[int] = []
-        for _ in range(5):
+        for _ in range(6):
             ports.append(free_port(frozenset(ports)))
         return cls(*ports)
 
@@ -113,7 +114,10 @@ class Stack:
             "actions": f"http://127.0.0.1:{p.actions}",
             "rasa": f"http://127.0.0.1:{p.rasa}",
             "gateway": f"http://127.0.0.1:{p.gateway}",
+            "speech": f"ws://127.0.0.1:{p.speech}",
         }
+        self.speech_secret_file = self.data_dir / "secrets" / "speech.secret"
+        self.kept_secret("speech.secret")
         app_py, rasa_bin = str(self.app_venv / "bin" / "python"), str(self.rasa_venv / "bin" / "rasa")
         self.services = {s.name: s for s in [
             Service("redis", ["redis-server", "--port", str(p.redis), "--bind", "127.0.0.1",
@@ -128,6 +132,11 @@ class Stack:
                              f"--auth-token={self.rasa_token}", "-m", str(self.model_path),
                              "--endpoints", "bot/endpoints.yml", "--credentials", "bot/credentials.yml"],
                     None, 240, check=self._rasa_ok),
+            # Speech recognition over the vosk-server protocol, loopback only, secret in ?secret= (speech/).
+            Service("speech", [app_py, "-m", "speech", "--port", str(p.speech), "--secret-file",
+                               str(self.speech_secret_file), "--whisper-model",
+                               os.environ.get("WHISPER_MODEL_PATH", str(Path.home() / ".cache/anju/models/whisper-base-ct2"))],
+                    None, 60, check=lambda: self._tcp_ok(p.speech)),
             Service("gateway", [app_py, "-m", "gateway", "--host", "127.0.0.1", "--port", str(p.gateway)],
                     self.urls["gateway"] + "/healthz", 60),
         ]}
@@ -180,6 +189,7 @@ class Stack:
             "ACTION_SERVER_URL": self.urls["actions"], "ACTION_ENDPOINT_URL": self.urls["actions"] + "/webhook",
             "CORE_URL": self.urls["core"], "CORE_API_TOKEN": self.core_token, "CORE_AUDIT_KEY": self.audit_key,
             "ANJU_ENV": self.env_name,
+            "SPEECH_URL": self.urls["speech"], "SPEECH_SECRET": self.kept_secret("speech.secret"),
             "RASA_TRACKER_TTL_S": env.get("RASA_TRACKER_TTL_S", str(90 * 24 * 3600)),
             "CORE_DATABASE_URL": env.get("CORE_DATABASE_URL", f"sqlite:///{self.data_dir / 'core.db'}"),
         })
@@ -192,6 +202,14 @@ class Stack:
             with socket.create_connection(("127.0.0.1", self.ports.redis), timeout=1) as s:
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    @staticmethod
+    def _tcp_ok(port: int) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
         except OSError:
             return False
 
@@ -315,7 +333,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        say("==> Starting services (redis, core, action server, rasa, gateway)")
+        say("==> Starting services (redis, core, action server, rasa, speech server, gateway)")
         stack.start(progress=say)
         say("\nAnju is running:")
         say(f"  web widget       {stack.urls['gateway']}/")
@@ -323,6 +341,7 @@ def main() -> int:
         say(f"  readiness        {stack.urls['gateway']}/readyz")
         say(f"  sandbox core     {stack.urls['core']}/docs")
         say(f"  rasa (localhost) {stack.urls['rasa']}   redis {stack.urls['redis']}")
+        say(f"  speech (vosk-server protocol, localhost) {stack.urls['speech']}/?secret=<var/secrets/speech.secret>")
         say(f"  logs             {stack.data_dir / 'log'}/")
         say("Press Ctrl-C to stop.")
         while True:

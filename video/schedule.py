@@ -44,10 +44,26 @@ def slots(now: dt.datetime, hours: str, days: list[int], slot_minutes: int,
             t += step
 
 
+WEEKDAYS = "一二三四五六日"
+
+
+def describe_hours(hours: str, days: list[int]) -> str:
+    """The staff hours as a citizen reads them: "周一至周五 9:00–17:00", "每天 8:30–20:00"."""
+    start, end = parse_hours(hours)
+    picked = sorted(set(d for d in days if 1 <= d <= 7))
+    if picked == list(range(1, 8)):
+        when = "每天"
+    elif len(picked) > 2 and picked == list(range(picked[0], picked[-1] + 1)):
+        when = f"周{WEEKDAYS[picked[0] - 1]}至周{WEEKDAYS[picked[-1] - 1]}"
+    else:
+        when = "、".join(f"周{WEEKDAYS[d - 1]}" for d in picked)
+    return f"{when} {start.hour}:{start.minute:02d}–{end.hour}:{end.minute:02d}"
+
+
 def slot_label(slot: dt.datetime, now: dt.datetime) -> str:
     """Chinese label a citizen reads on a button: 今天/明天/后天 or the date, with the time."""
     names = {0: "今天", 1: "明天", 2: "后天"}
     days = (slot.date() - now.date()).days
-    weekday = "一二三四五六日"[slot.weekday()]
+    weekday = WEEKDAYS[slot.weekday()]
     day = names.get(days, f"{slot.month}月{slot.day}日")
     return f"{day}（周{weekday}）{slot:%H:%M}"

@@ -8,6 +8,21 @@
   const state = { token: sessionStorage.getItem("anju.staff.token") || "", role: sessionStorage.getItem("anju.staff.role") || "",
                   ticket: null, pc: null, after: "0", timers: [], consent: null };
   const CONSENT = { pending: "等待市民确认录像告知…", agreed: "市民已同意录像", declined: "市民未同意录像：请用文字交流" };
+  // The case card in words a clerk reads: the bot's slot names and values, never raw internal fields.
+  const SLOT_LABELS = { city: "缴存城市", elderly: "60岁以上老人", disabled: "残障人士", verified: "身份已核验", faq_topic: "咨询的问题" };
+  const CHANNELS = { web: "网页", wechat: "微信", voice: "电话" };
+  // Titles of the FAQ topics (fund/policy/faq/*.yml; tests/unit/test_console_labels.py keeps them in step).
+  const TOPICS = {account_freeze: "账户冻结", account_info_change: "个人信息变更", account_merge: "多个账户合并",
+    account_password: "查询密码与登录", account_seal: "账户封存与启封", channel_face_verification: "人脸识别与电子签名",
+    channel_hotline: "服务热线与服务时间", channel_online: "线上办理渠道", channel_proofs: "免提交的证明材料", deposit_back_pay: "补缴公积金",
+    deposit_employer: "单位缴存登记与单位责任", deposit_flexible: "灵活就业人员自愿缴存", deposit_interest: "公积金存款利息",
+    deposit_ratio: "缴存比例与缴存基数", loan_combination: "组合贷款", loan_commercial_to_fund: "商业贷款转公积金贷款（商转公）",
+    loan_conditions: "公积金贷款条件", loan_limit: "公积金贷款额度", loan_materials: "公积金贷款申请材料", loan_other_city: "异地贷款",
+    loan_prepayment: "提前还款", loan_rate: "公积金贷款利率", loan_repayment: "公积金贷款还款方式与月供", loan_review_time: "公积金贷款审批时间",
+    loan_term: "公积金贷款期限", transfer_city: "异地转移接续", withdraw_arrival: "提取审批和到账时间", withdraw_hardship: "生活困难、低保提取",
+    withdraw_illness: "大病医疗提取", withdraw_leave_job: "离职、封存、出境定居提取", withdraw_loan_repayment: "还贷提取",
+    withdraw_overview: "哪些情况可以提取公积金", withdraw_property_fee: "物业费提取", withdraw_purchase: "购房提取",
+    withdraw_renovation: "装修（含加装电梯）提取", withdraw_rent: "租房提取", withdraw_retirement: "退休提取" };
   window.AnjuConsole = state;
 
   function api(method, path, body) {
@@ -90,14 +105,23 @@
   }
 
   function renderCase(card) {
-    const rows = [["排队原因", card.reason], ["渠道", card.channel], ["工单", card.ticket_id], ["优先", card.priority ? "是" : "否"],
-                  ["录像同意", CONSENT[state.consent] || CONSENT.pending]];
-    Object.keys(card.slots || {}).forEach(function (k) { rows.push([k, card.slots[k]]); });
+    const rows = [["排队原因", card.reason], ["渠道", CHANNELS[card.channel] || "其他"], ["工单", card.ticket_id],
+                  ["优先", card.priority ? "是" : "否"], ["录像同意", CONSENT[state.consent] || CONSENT.pending]];
+    Object.keys(card.slots || {}).forEach(function (k) {
+      if (SLOT_LABELS[k]) rows.push([SLOT_LABELS[k], slotValue(k, card.slots[k])]);
+    });
     $("case").replaceChildren.apply($("case"), rows.flatMap(function (r) {
       const dt = document.createElement("dt"); dt.textContent = r[0];
       const dd = document.createElement("dd"); dd.textContent = r[1];
       return [dt, dd];
     }));
+  }
+
+  function slotValue(name, value) {
+    if (name === "faq_topic") return TOPICS[value] || "其他问题";
+    if (value === "True" || value === true) return "是";
+    if (value === "False" || value === false) return "否";
+    return String(value);
   }
 
   function waitForIce(pc) {
@@ -156,8 +180,9 @@
   }
 
   function pollMessages() {
-    if (!state.ticket) return;
-    api("GET", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages?after=" + encodeURIComponent(state.after))
+    const ticket = state.ticket;
+    if (!ticket) return;
+    api("GET", "/api/staff/tickets/" + ticket.ticket_id + "/messages?after=" + encodeURIComponent(state.after))
       .then(function (r) {
         r.messages.forEach(function (m) {
           state.after = m.id;
@@ -165,6 +190,8 @@
           const who = { citizen: "市民：", staff: "我：", system: "" }[m.from] || "";
           $("chat").append(li(who + m.text, "from-" + m.from));
         });
+        // Ended while ours and not by our own 结束服务: the citizen hung up.
+        if (r.state === "ended" && state.ticket === ticket && !state.ending) leaveCall("市民已挂断，本次服务已结束。");
       }).catch(function (e) {
         // The ticket is no longer ours: staff did not join in time or dropped, and the citizen was requeued.
         if (e.status === 404) leaveCall("该市民已重新排队（视频未接通或连接中断），请从队列重新接待。");
@@ -194,9 +221,11 @@
 
   function end() {
     if (!state.ticket) return;
+    state.ending = true;
     api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/end", { note: $("note").value, summary: $("summary").value })
       .then(function () { leaveCall("服务已结束，录像已存档。"); })
-      .catch(function (e) { notice(e.message); });
+      .catch(function (e) { notice(e.message); })
+      .then(function () { state.ending = false; });
   }
 
   function refreshStats() {
@@ -223,6 +252,7 @@
         sessionStorage.setItem("anju.staff.token", r.token);
         sessionStorage.setItem("anju.staff.role", r.role);
         sessionStorage.setItem("anju.staff.name", r.display_name);
+        $("login").reset();  // the password and one-time code leave the page
         notice("");
         showDesk();
       }).catch(function (e) { notice(e.message); });

@@ -3,6 +3,7 @@
 // media starts (consent_required -> {type: "consent", agree}), and the video call with a staff member.
 // widget.js calls window.AnjuHandoff.onCustom(payload, ui) for every custom bot payload;
 // ui = { addMessage(kind, text, buttons), send(text, shown), elderMode() }; the session is a cookie.
+// During the call the citizen can enlarge the staff video and leave with one button (挂断).
 (function () {
   "use strict";
   const STORE = "anju.handoff";
@@ -36,15 +37,22 @@
     panel.id = "anju-handoff";
     panel.setAttribute("aria-label", "视频办理");
     panel.innerHTML =
-      '<p class="handoff__status" role="status" aria-live="polite"></p>' +
+      '<p class="handoff__status" role="status"></p>' +
       '<div class="handoff__videos" hidden>' +
       '  <video id="anju-handoff-remote" autoplay playsinline aria-label="工作人员画面"></video>' +
       '  <video id="anju-handoff-local" autoplay playsinline muted aria-label="我的画面"></video>' +
       "</div>" +
-      '<button type="button" class="handoff__cancel">取消排队</button>';
+      '<div class="handoff__actions">' +
+      '  <button type="button" class="handoff__cancel">取消排队</button>' +
+      '  <button type="button" class="handoff__enlarge" aria-pressed="false" hidden>放大工作人员画面</button>' +
+      '  <button type="button" class="handoff__hangup" hidden>挂断</button>' +
+      "</div>";
     panel.querySelector(".handoff__cancel").addEventListener("click", cancel);
-    const chat = document.querySelector(".chat") || document.body;
-    chat.insertBefore(panel, chat.querySelector("#messages"));
+    panel.querySelector(".handoff__enlarge").addEventListener("click", toggleLarge);
+    panel.querySelector(".handoff__hangup").addEventListener("click", hangUp);
+    const list = document.getElementById("messages");
+    const log = list && (list.closest("[role=log]") || list);  // outside the log: its status is announced once
+    if (log) log.parentNode.insertBefore(panel, log); else document.body.appendChild(panel);
     return panel;
   }
 
@@ -55,20 +63,51 @@
     panel = null;
   }
 
+  // One button for what the citizen can do now: cancel while waiting, enlarge or hang up during a call.
+  function showActions(phase) {
+    const box = ensurePanel();
+    box.querySelector(".handoff__cancel").hidden = phase !== "waiting";
+    box.querySelector(".handoff__enlarge").hidden = phase !== "call";
+    box.querySelector(".handoff__hangup").hidden = phase !== "call" && phase !== "text";
+  }
+
+  function toggleLarge() {
+    const box = ensurePanel();
+    const large = !box.classList.contains("handoff--large");
+    box.classList.toggle("handoff--large", large);
+    const button = box.querySelector(".handoff__enlarge");
+    button.setAttribute("aria-pressed", String(large));
+    button.textContent = large ? "缩小工作人员画面" : "放大工作人员画面";
+  }
+
+  function hangUp() {
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify({ type: "hangup" }));
+    if (state.ui) state.ui.addMessage("bot", "您已挂断。需要时可以随时再说“转人工”。");
+    finish();
+  }
+
+  // Once queued, an earlier video offer must not be clicked again.
+  function retireOffers() {
+    document.querySelectorAll(".handoff-offer__item").forEach(function (item) { item.remove(); });
+  }
+
   function minutes(s) { return Math.max(1, Math.round((s || 0) / 60)); }
 
   function offer(payload, ui) {
     injectCss();
+    if (state.ticket && LIVE_PHASES.indexOf(state.phase) >= 0) return; // already queued or talking
     const box = el("div", "handoff-offer");
     box.setAttribute("role", "group");
     box.setAttribute("aria-label", "是否转视频办理");
     const yes = el("button", "handoff-offer__yes", "好，视频办理");
     const no = el("button", "handoff-offer__no", "不用了");
     yes.type = no.type = "button";
-    yes.addEventListener("click", function () { box.remove(); ui.send("/accept_handoff", "好，视频办理"); });
-    no.addEventListener("click", function () { box.remove(); ui.send("/decline_handoff", "不用了"); });
+    const item = el("li", "handoff-offer__item");  // the list of messages holds list items only
+    yes.addEventListener("click", function () { item.remove(); ui.send("/accept_handoff", "好，视频办理"); });
+    no.addEventListener("click", function () { item.remove(); ui.send("/decline_handoff", "不用了"); });
     box.append(yes, no);
-    (document.getElementById("messages") || document.body).appendChild(box);
+    item.appendChild(box);
+    (document.getElementById("messages") || document.body).appendChild(item);
     yes.focus();
   }
 
@@ -94,6 +133,7 @@
   }
 
   function queued(payload, ui) {
+    retireOffers();
     state.ticket = { id: payload.ticket_id, key: payload.key };
     sessionStorage.setItem(STORE, JSON.stringify(state.ticket));
     showQueue(payload.position, payload.eta_s);
@@ -106,7 +146,7 @@
     state.position = position;
     state.etaS = etaS;
     setStatus("正在为您转接工作人员：前面还有 " + Math.max(0, position - 1) + " 位，预计等待约 " + minutes(etaS) + " 分钟。");
-    ensurePanel().querySelector(".handoff__cancel").hidden = false;
+    showActions("waiting");
   }
 
   function listen(ui) {
@@ -135,7 +175,7 @@
     else if (frame.type === "active") onActive(frame.consent);
     else if (frame.type === "call") call(frame.room_token, frame.ice_servers || [], ui);
     else if (frame.type === "message") {
-      if (frame.from === "staff") ui.addMessage("staff", "工作人员：" + frame.text);
+      if (frame.from === "staff") ui.addMessage("staff", "工作人员：" + frame.text);  // the label is text, not CSS
       else if (frame.from === "system") ui.addMessage("bot", frame.text);
     } else if (frame.type === "ended" || frame.type === "cancelled") finish();
   }
@@ -144,7 +184,7 @@
   function askConsent(text) {
     state.phase = "consent";
     const box = ensurePanel();
-    box.querySelector(".handoff__cancel").hidden = true;
+    showActions("consent");
     removeConsent();
     const consent = el("div", "handoff__consent");
     consent.setAttribute("role", "group");
@@ -180,13 +220,14 @@
     state.consent = consent;
     if (consent === null || consent === undefined) return; // the notice is on screen until answered
     const box = ensurePanel();
-    box.querySelector(".handoff__cancel").hidden = true;
     if (consent === false) {
       state.phase = "text";
+      showActions("text");
       closePeer();
       box.querySelector(".handoff__videos").hidden = true;
       setStatus(TEXT_ONLY);
     } else if (state.phase !== "call") {
+      showActions("consent");
       setStatus("工作人员已接入，正在连接视频…");
     }
   }
@@ -205,7 +246,7 @@
     removeConsent();
     state.phase = "call";
     const box = ensurePanel();
-    box.querySelector(".handoff__cancel").hidden = true;
+    showActions("call");
     box.querySelector(".handoff__videos").hidden = false;
     closePeer();
     const pc = new RTCPeerConnection({ iceServers: iceServers });

@@ -3,6 +3,8 @@
 // never sees a session id or the bot's sender id. After identity verification the gateway asks
 // for a rotation (a new cookie over HTTP), then the socket reconnects with it.
 // Custom bot payloads go to window.AnjuHandoff.onCustom(payload, ui) when handoff.js is loaded.
+// Elder mode (large text and targets, quick replies, a video button, short answers from the bot via
+// metadata elder_mode) is remembered on this device in localStorage.
 (function () {
   "use strict";
   const list = document.getElementById("messages");
@@ -12,9 +14,18 @@
   const elderToggle = document.getElementById("elder-toggle");
   const humanButton = document.getElementById("human-button");
   const logoutButton = document.getElementById("logout-button");
+  const videoButton = document.getElementById("video-button");
+  const quickReplies = document.getElementById("quick-replies");
+  const ELDER_KEY = "anju.elder";
+  // The video offer draws its own large buttons (handoff.js): the same choices as plain buttons would show twice.
+  const OFFER_PAYLOADS = ["/accept_handoff", "/decline_handoff"];
   let socket = null;
   let ending = false;
-  let elderMode = sessionStorage.getItem("anju.elder") === "1";
+  let elderMode = readElderMode();
+
+  function readElderMode() {
+    try { return localStorage.getItem(ELDER_KEY) === "1"; } catch (e) { return false; }
+  }
 
   function addMessage(kind, text, buttons) {
     const item = document.createElement("li");
@@ -41,8 +52,11 @@
   window.AnjuWidget = ui;
 
   function showReply(messages) {
-    (messages || []).forEach(function (m) {
-      if (m.text || (m.buttons && m.buttons.length)) addMessage("bot", m.text, m.buttons);
+    messages = messages || [];
+    const offered = messages.some(function (m) { return m.custom && m.custom.type === "handoff_offer"; });
+    messages.forEach(function (m) {
+      const buttons = (m.buttons || []).filter(function (b) { return !(offered && OFFER_PAYLOADS.indexOf(b.payload) >= 0); });
+      if (m.text || buttons.length) addMessage("bot", m.text, buttons);
       if (m.custom && window.AnjuHandoff && window.AnjuHandoff.onCustom) window.AnjuHandoff.onCustom(m.custom, ui);
     });
   }
@@ -130,7 +144,22 @@
   function applyElderMode() {
     document.body.classList.toggle("elder", elderMode);
     elderToggle.setAttribute("aria-pressed", String(elderMode));
-    sessionStorage.setItem("anju.elder", elderMode ? "1" : "0");
+    try { localStorage.setItem(ELDER_KEY, elderMode ? "1" : "0"); } catch (e) { /* private mode: this visit only */ }
+  }
+
+  // The widget's own video button: the same queue as the bot's handoff, with the elder's priority claim.
+  function requestVideo() {
+    videoButton.disabled = true;
+    fetch("/api/handoff", {
+      method: "POST", headers: { "Content-Type": "application/json" }, credentials: "same-origin",
+      body: JSON.stringify({ elder_mode: elderMode })
+    }).then(function (r) {
+      return r.json().then(function (body) { return { ok: r.ok, body: body }; });
+    }).then(function (res) {
+      if (res.ok) showReply(res.body.messages); else addMessage("error", res.body.detail || "暂时无法转接，请稍后再试。");
+    }).catch(function () {
+      addMessage("error", "网络连接失败，请检查网络后重试。");
+    }).then(function () { videoButton.disabled = false; });
   }
 
   form.addEventListener("submit", function (event) {
@@ -143,6 +172,11 @@
   elderToggle.addEventListener("click", function () { elderMode = !elderMode; applyElderMode(); });
   humanButton.addEventListener("click", function () { send("转人工"); });
   logoutButton.addEventListener("click", logout);
+  videoButton.addEventListener("click", requestVideo);
+  quickReplies.addEventListener("click", function (event) {
+    const button = event.target.closest("button[data-ask]");
+    if (button) send(button.dataset.ask);
+  });
   applyElderMode();
   start();
 })();

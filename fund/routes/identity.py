@@ -32,6 +32,11 @@ class OpenidRequest(BaseModel):
     channel_ref: str = Field(default="wechat", pattern=CHANNEL_REF)
 
 
+class BindRequest(OpenidRequest):
+    person_ref: str = Field(min_length=1, max_length=64, pattern=r"^pr_[0-9a-f]{1,61}$")
+    channel_ref: str = Field(pattern=CHANNEL_REF)
+
+
 def _verified_body(person: VerifiedPerson) -> dict:
     return {"person_ref": person.person_ref, "name_masked": person.name_masked, "age": person.age,
             "elderly": person.elderly, "disabled": person.disabled, "idle_timeout_s": person.idle_timeout_s}
@@ -75,3 +80,23 @@ async def login_openid(body: OpenidRequest, core: CoreDep, request: Request) -> 
     person = await run_in_threadpool(core.identity.login_openid, body.openid, body.channel_ref)
     note_audit(request, subject=person.id_masked, seq=person.audit_seq)
     return _verified_body(person)
+
+
+@router.post("/openid/bind")
+async def bind_openid(body: BindRequest, core: CoreDep, request: Request) -> dict:
+    """Called by the actions right after an ID + SMS verification in a WeChat conversation."""
+    note_audit(request, actor=body.channel_ref, subject="openid:" + body.openid[:6] + "***")
+    binding = await run_in_threadpool(core.identity.bind_openid, body.openid, body.person_ref, body.channel_ref)
+    if binding.audit_seq is not None:
+        note_audit(request, seq=binding.audit_seq)
+    return {"bound": True, "changed": binding.changed, "replaced": binding.replaced}
+
+
+@router.post("/openid/unbind")
+async def unbind_openid(body: OpenidRequest, core: CoreDep, request: Request) -> dict:
+    """The WeChat user's “解除绑定” (through the gateway); an openid bound to nobody is simply not bound."""
+    note_audit(request, actor=body.channel_ref, subject="openid:" + body.openid[:6] + "***")
+    binding = await run_in_threadpool(core.identity.unbind_openid, body.openid, body.channel_ref)
+    if binding.audit_seq is not None:
+        note_audit(request, seq=binding.audit_seq)
+    return {"unbound": binding.changed}

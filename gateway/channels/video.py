@@ -29,6 +29,9 @@ BUSY_TEXT = "目前排队人数较多，预计等待较久，建议预约视频�
 # Priority reasons that rest on verified facts: "elderly" is set from the verified ID number's age.
 VERIFIED_REASONS = frozenset({"elderly"})
 QUEUED_TEXT = "已为您排队转接工作人员视频服务，请留意页面上的排队位置。"
+# The staff hours the bot's domain states (bot/domain/handoff.yml, utter_request_human). Editing the
+# domain means retraining, so the gateway replaces them with the configured hours in every reply.
+DOMAIN_STAFF_HOURS = "工作日 9:00–17:00"
 
 
 def offer_message(reason: str) -> BotMessage:
@@ -66,12 +69,18 @@ class HandoffHook:
                     priority = await self.self_declared_priority(sender_id, client_ip)
                 out.extend(await self.start(sender_id, priority, reason))
             else:
-                out.append(message)
+                out.append(self.with_staff_hours(message))
         await self._desk.figures.record_turn(sender_id, text, unanswered)
         if metadata.get("elder_mode") and not any((m.custom or {}).get("type", "").startswith("handoff") for m in out):
             if await self._desk.appointments.mark_offered(sender_id):
                 out.append(offer_message("elder_mode"))
         return out
+
+    def with_staff_hours(self, message: BotMessage) -> BotMessage:
+        if not message.text or DOMAIN_STAFF_HOURS not in message.text:
+            return message
+        hours = self._desk.appointments.hours_text()
+        return message.model_copy(update={"text": message.text.replace(DOMAIN_STAFF_HOURS, hours)})
 
     async def self_declared_priority(self, sender_id: str, client_ip: str) -> bool:
         """The priority lane for a self-declared elder, within the per-session and per-IP allowance."""
@@ -179,7 +188,7 @@ async def handoff_socket(websocket: WebSocket, ticket_id: str) -> None:
 
     Server -> citizen: queue, consent_required {text} (once staff accepted, until answered), active
     {staff, consent: true|false|null}, call {room_token, ice_servers} (consent true only), message,
-    ended/cancelled. Citizen -> server: ping, cancel, rejoin, consent {agree: true|false}.
+    ended/cancelled. Citizen -> server: ping, cancel, hangup, rejoin, consent {agree: true|false}.
     """
     service = _service(websocket)
     settings = websocket.app.state.settings
@@ -220,6 +229,10 @@ async def _read_citizen(websocket: WebSocket, service: VideoServiceBase, ticket:
         kind = frame.get("type") if isinstance(frame, dict) else None
         if kind == "cancel":
             await service.desk.cancel(ticket.id, ticket.key)
+        elif kind == "hangup":
+            ended = await service.desk.hang_up(ticket.id, ticket.key)
+            if ended is not None:
+                await service.close(ended)
         elif kind == "rejoin":
             wants_call.set()
         elif kind == "consent" and isinstance(frame.get("agree"), bool):

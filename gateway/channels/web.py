@@ -11,17 +11,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 
 from fastapi import APIRouter, Request, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from gateway import sessions
-from gateway.limits import Rate, RateLimited, client_ip, origin_allowed
+from gateway.limits import RateLimited, client_ip, origin_allowed
 from gateway.conversation import BOT_UNAVAILABLE, BotMessage, BotUnavailable, ChatInputError, is_identity_verified
 from gateway.deps import ConversationDep, LimiterDep, SessionsDep, SettingsDep
 from gateway.sessions import Session, SessionStore
+from gateway.turns import count_turn, new_session, read_json_object, session_or_unavailable, session_turn
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["web"])
@@ -37,42 +38,6 @@ class ChatReply(BaseModel):
     messages: list[BotMessage]
     # Present only when this reply issued a new session or rotated it (API clients keep the new one).
     token: Optional[str] = None
-
-
-async def read_json_object(request: Request) -> dict:
-    """Parses the body ourselves so that bad JSON gets a clear Chinese 400, not a stack of pydantic errors."""
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        raise ChatInputError("请求格式错误：请求体必须是 JSON。", status_code=400)
-    if not isinstance(body, dict):
-        raise ChatInputError("请求格式错误：需要 JSON 对象，例如 {\"text\": \"...\"}。", status_code=400)
-    return body
-
-
-async def _session_or_unavailable(store: SessionStore, session_id: Optional[str]) -> Optional[Session]:
-    try:
-        return await store.get(session_id)
-    except RedisError as exc:
-        logger.warning("session.store.unavailable error=%s", type(exc).__name__)
-        raise BotUnavailable() from exc
-
-
-async def _new_session(store: SessionStore, limiter, settings, conn, channel: str) -> Session:
-    """A new session, limited per client IP so nobody can fill redis with them."""
-    try:
-        await limiter.hit("session_new", client_ip(conn, settings.trusted_proxies), Rate.parse(settings.rate_session_new_ip))
-        return await store.create(channel)
-    except RedisError as exc:
-        raise BotUnavailable() from exc
-
-
-async def _count_turn(limiter, settings, conn, session: Session) -> None:
-    try:
-        await limiter.hit("chat_session", session.sender_id, Rate.parse(settings.rate_chat_session))
-        await limiter.hit("chat_ip", client_ip(conn, settings.trusted_proxies), Rate.parse(settings.rate_chat_ip))
-    except RedisError as exc:
-        raise BotUnavailable() from exc
 
 
 class Issued:
@@ -95,7 +60,7 @@ class Issued:
 @router.post("/api/session")
 async def new_api_session(request: Request, store: SessionsDep, limiter: LimiterDep, settings: SettingsDep) -> dict:
     """API clients: a fresh session, sent back as `Authorization: Bearer <token>`."""
-    session = await _new_session(store, limiter, settings, request, "api")
+    session = await new_session(store, limiter, settings, request, "api")
     return {"token": session.id}
 
 
@@ -103,16 +68,16 @@ async def new_api_session(request: Request, store: SessionsDep, limiter: Limiter
 async def web_session(request: Request, response: Response, store: SessionsDep, limiter: LimiterDep,
                       settings: SettingsDep) -> dict:
     """The widget on load: keeps a valid cookie session, or sets a new one (HttpOnly, never readable by JS)."""
-    session = await _session_or_unavailable(store, request.cookies.get(sessions.COOKIE))
+    session = await session_or_unavailable(store, request.cookies.get(sessions.COOKIE))
     if session is None:
-        session = await _new_session(store, limiter, settings, request, "web")
+        session = await new_session(store, limiter, settings, request, "web")
         sessions.set_cookie(response, request, session.id, settings.session_idle_ttl_s, settings.behind_tls)
     return {"active": True, "verified": session.verified}
 
 
 @router.post("/api/session/rotate")
 async def rotate_session(request: Request, response: Response, store: SessionsDep, settings: SettingsDep) -> dict:
-    session = await _session_or_unavailable(store, sessions.presented_id(request))
+    session = await session_or_unavailable(store, sessions.presented_id(request))
     if session is None:
         raise ChatInputError("会话不存在或已过期，请刷新页面。", status_code=401)
     fresh = await store.rotate(session)
@@ -125,7 +90,7 @@ async def rotate_session(request: Request, response: Response, store: SessionsDe
 @router.post("/api/session/end")
 async def end_session(request: Request, response: Response, store: SessionsDep, conversation: ConversationDep) -> dict:
     """The widget's “退出”: the session and its verified state end; the next visit starts afresh."""
-    session = await _session_or_unavailable(store, sessions.presented_id(request))
+    session = await session_or_unavailable(store, sessions.presented_id(request))
     sessions.clear_cookie(response)
     if session is not None:
         await store.end(session)
@@ -134,30 +99,18 @@ async def end_session(request: Request, response: Response, store: SessionsDep, 
     return {"ended": True, "text": ENDED_TEXT}
 
 
-async def _turn(conversation, store: SessionStore, session: Session, text, metadata, ip: str) -> list[BotMessage]:
-    try:
-        if await store.touch(session):
-            await conversation.forget_verification(session.sender_id)
-    except RedisError as exc:
-        raise BotUnavailable() from exc
-    messages = await conversation.turn(session.sender_id, text, metadata, client_ip=ip)
-    if any(is_identity_verified(m) for m in messages):
-        await store.mark_verified(session)
-    return messages
-
-
 @router.post("/api/chat", response_model=ChatReply, response_model_exclude_none=True)
 async def chat(request: Request, response: Response, conversation: ConversationDep, store: SessionsDep,
                limiter: LimiterDep, settings: SettingsDep) -> ChatReply:
     body = await read_json_object(request)
-    session = await _session_or_unavailable(store, sessions.presented_id(request))
+    session = await session_or_unavailable(store, sessions.presented_id(request))
     issued = Issued(request, settings, cookie=sessions.uses_cookie(request))
     if session is None:
-        session = await _new_session(store, limiter, settings, request, "web" if issued.cookie else "api")
+        session = await new_session(store, limiter, settings, request, "web" if issued.cookie else "api")
         issued.session_id = session.id
-    await _count_turn(limiter, settings, request, session)
-    messages = await _turn(conversation, store, session, body.get("text"), body.get("metadata"),
-                           client_ip(request, settings.trusted_proxies))
+    ip = client_ip(request, settings.trusted_proxies)
+    await count_turn(limiter, settings, session, ip)
+    messages = await session_turn(conversation, store, session, body.get("text"), body.get("metadata"), ip)
     if any(is_identity_verified(m) for m in messages):
         session = await store.rotate(session)
         issued.session_id = session.id
@@ -189,7 +142,7 @@ async def chat_socket(websocket: WebSocket) -> None:
             return
         new = session is None
         if new:
-            session = await _new_session(store, app.state.limiter, settings, websocket, "api")
+            session = await new_session(store, app.state.limiter, settings, websocket, "api")
     except RateLimited as exc:
         await websocket.send_json({"error": exc.message, "retry_after_s": exc.retry_after_s})
         await websocket.close(code=WS_BAD_MESSAGE)
@@ -202,13 +155,23 @@ async def chat_socket(websocket: WebSocket) -> None:
     if new and not sessions.uses_cookie(websocket):
         first["token"] = session.id
     await websocket.send_json(first)
+
+    async def turn(current: Session, frame: dict, ip: str) -> list[BotMessage]:
+        return await session_turn(conversation, store, current, frame.get("text"), frame.get("metadata"), ip)
+
     try:
-        await _serve_socket(websocket, conversation, store, settings, session)
+        await serve_chat_socket(websocket, store, settings, session, turn)
     except WebSocketDisconnect:
         logger.info("chat.ws.closed channel=%s", session.channel)
 
 
-async def _serve_socket(websocket: WebSocket, conversation, store: SessionStore, settings, session: Session) -> None:
+SocketTurn = Callable[[Session, dict, str], Awaitable[list[BotMessage]]]
+
+
+async def serve_chat_socket(websocket: WebSocket, store: SessionStore, settings, session: Session,
+                            turn: SocketTurn) -> None:
+    """The frame loop of a chat socket (web and WeChat): idle and size limits, the live-session check
+    on every frame, rate limits and error frames; `turn` runs the channel's own turn."""
     while True:
         try:
             raw = await asyncio.wait_for(websocket.receive_text(), timeout=settings.ws_idle_timeout_s)
@@ -237,9 +200,9 @@ async def _serve_socket(websocket: WebSocket, conversation, store: SessionStore,
             await websocket.send_json({"error": "消息格式错误：需要 JSON 对象 {\"text\": \"...\"}。"})
             continue
         try:
-            await _count_turn(websocket.app.state.limiter, settings, websocket, session)
-            messages = await _turn(conversation, store, session, frame.get("text"), frame.get("metadata"),
-                                   client_ip(websocket, settings.trusted_proxies))
+            ip = client_ip(websocket, settings.trusted_proxies)
+            await count_turn(websocket.app.state.limiter, settings, session, ip)
+            messages = await turn(session, frame, ip)
         except RateLimited as exc:
             await websocket.send_json({"error": exc.message, "retry_after_s": exc.retry_after_s})
             continue

@@ -35,6 +35,10 @@ class AppointmentBook:
     def is_open(self) -> bool:
         return schedule.is_open(self._clock.now(), self._s.handoff_staff_hours, self._s.handoff_staff_days)
 
+    def hours_text(self) -> str:
+        """The configured staff hours in words, e.g. "周一至周五 9:00–17:00"."""
+        return schedule.describe_hours(self._s.handoff_staff_hours, self._s.handoff_staff_days)
+
     async def should_book(self) -> bool:
         if not self.is_open():
             return True

@@ -46,6 +46,7 @@ CONSENT_NOTICE = {True: "市民已同意录像，视频即将接通。", False: 
 STAFF_DROPPED = "工作人员的连接中断了，已为您优先重新排队，请稍候。"
 STAFF_NEVER_JOINED = "工作人员暂时未能接通视频，已为您优先重新排队，请稍候。"
 SERVICE_RESTARTED = "视频服务刚刚重新启动，已为您优先重新排队，请稍候。"
+CITIZEN_HUNG_UP = "市民已挂断，本次视频服务结束。"
 
 
 class HandoffDesk:
@@ -205,6 +206,21 @@ class HandoffDesk:
         await self._r.hset(keys.handoff_ticket(ticket_id), mapping={"note": note, "summary": summary})
         await self._finish(ticket_id, TicketState.ENDED, "ended", signal=False)  # the summary below wakes the socket
         await self._post(ticket_id, "system", citizen_summary(summary))
+        return await self.get(ticket_id)
+
+    async def hang_up(self, ticket_id: str, key: str) -> Optional[Ticket]:
+        """The citizen leaves: a waiting ticket is cancelled, an active call ends and staff are told.
+        Returns the ended ticket (its media must be closed), else None."""
+        ticket = await self.get(ticket_id)
+        if not ticket or not secrets.compare_digest(ticket.key, key):
+            raise HandoffError("找不到这次排队，可能已经结束。")
+        if ticket.state == TicketState.WAITING:
+            await self._finish(ticket_id, TicketState.CANCELLED, "cancelled")
+            return None
+        if ticket.state != TicketState.ACTIVE:
+            return None
+        await self._finish(ticket_id, TicketState.ENDED, "citizen_hung_up", signal=False)
+        await self._post(ticket_id, "system", CITIZEN_HUNG_UP)  # wakes the citizen's socket, tells staff
         return await self.get(ticket_id)
 
     async def _finish(self, ticket_id: str, state: TicketState, why: str, signal: bool = True) -> None:

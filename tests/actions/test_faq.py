@@ -93,3 +93,20 @@ def test_unsure_topic_with_the_core_down_asks_to_rephrase_or_take_a_person(core,
     core.down("GET", "/policy/topics")
     reply = run(ActionAnswerFaq(), faq_tracker("withdraw_rent", 0.1), domain)
     assert reply.responses == ["utter_default"] and "转人工" in reply.text
+
+
+def test_elder_mode_asks_the_core_for_the_short_answer(core, domain):
+    core.on("GET", "/policy/answers/withdraw_rent", {**ANSWER, "variant": "short"})
+    tracker = faq_tracker("withdraw_rent", slots={"city": "常州"})
+    tracker.latest_message["metadata"] = {"elder_mode": True}
+    reply = run(ActionAnswerFaq(), tracker, domain)
+    assert core.calls == [("GET", "/policy/answers/withdraw_rent", {"city": "常州", "aspect": None, "variant": "short"})]
+    assert reply.text == "【常州】答复正文"
+
+
+def test_without_elder_mode_the_full_answer_is_asked_for(core, domain):
+    core.on("GET", "/policy/answers/withdraw_rent", ANSWER)
+    tracker = faq_tracker("withdraw_rent")
+    tracker.latest_message["metadata"] = {"elder_mode": False}
+    run(ActionAnswerFaq(), tracker, domain)
+    assert "variant" not in core.calls[0][2]

@@ -124,3 +124,38 @@ def test_an_empty_key_verifies_nothing_and_signs_nothing():
 def test_a_lifetime_beyond_the_maximum_is_refused_both_ways():
     with pytest.raises(ValueError):
         identity_assertion.sign(KEY, SENDER, "k", "v", ttl_s=identity_assertion.MAX_TTL_S + 1)
+
+
+def otp_turn(domain, metadata):
+    tracker = make_tracker({"id_number": "pii_id_x", "person_name": "pii_nm_y", "challenge_id": "ch-1",
+                            "requested_slot": "otp_code"},
+                           active_loop="verification_form", slot_events={"otp_code": "482913"}, metadata=metadata)
+    return run(ValidateVerificationForm(), tracker, domain)
+
+
+def test_a_code_verified_in_a_wechat_conversation_binds_the_openid(core, domain, assertion_key):
+    core.on("POST", "/identity/challenges/ch-1/verify", IDENTITY)
+    core.on("POST", "/identity/openid/bind", {"bound": True, "changed": True, "replaced": False})
+    signed = identity_assertion.sign(assertion_key, SENDER, "wechat_openid", "o-abc")
+    reply = otp_turn(domain, {"identity_assertion": signed})
+    assert reply.slots()["verified"] is True
+    assert core.calls[-1] == ("POST", "/identity/openid/bind",
+                              {"openid": "o-abc", "person_ref": "p-42", "channel_ref": SENDER})
+
+
+def test_without_an_assertion_or_when_binding_fails_verification_still_succeeds(core, domain, assertion_key):
+    core.on("POST", "/identity/challenges/ch-1/verify", IDENTITY)
+    assert otp_turn(domain, {}).slots()["verified"] is True
+    assert [c[1] for c in core.calls] == ["/identity/challenges/ch-1/verify"]
+    core.refuse("POST", "/identity/openid/bind", 400, "bind_refused")
+    signed = identity_assertion.sign(assertion_key, SENDER, "wechat_openid", "o-abc")
+    assert otp_turn(domain, {"identity_assertion": signed}).slots()["verified"] is True
+
+
+def test_the_openid_is_tried_while_rasa_activates_the_form(core, domain, assertion_key):
+    """On the real stack the validator already sees the form as the active loop, with no slot requested yet."""
+    core.on("POST", "/identity/openid", IDENTITY)
+    signed = identity_assertion.sign(assertion_key, SENDER, "wechat_openid", "o-abc")
+    tracker = make_tracker(intent="check_balance", metadata={"identity_assertion": signed}, sender_id=SENDER,
+                           active_loop="verification_form")
+    assert run(ValidateVerificationForm(), tracker, domain).slots()["verified"] is True

@@ -28,8 +28,6 @@ from stack import Ports
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/lib/chromium/chromium"
-FLAGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--no-first-run",
-         "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection"]
 
 
 def wait_until(check, timeout=20.0, what="service"):
@@ -60,6 +58,9 @@ def fake_rasa_app(events: dict) -> FastAPI:
         log = events.setdefault(sender, [])
         log.append({"event": "user", "text": text, "parse_data": {"intent": {"name": "faq"}}})
         log.extend({"event": "bot", "text": m["text"]} for m in reply if "text" in m)
+        # Slots as the real bot sets them: staff must read them in words, not as raw names and values.
+        log.extend([{"event": "slot", "name": "faq_topic", "value": "withdraw_rent"},
+                    {"event": "slot", "name": "verified", "value": False}])
         return reply
 
     @app.get("/conversations/{sender}/tracker")
@@ -116,12 +117,10 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def chromium():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield browser
-        browser.close()
+def chromium(browser):
+    """The session's one Chromium (tests/conftest.py: same flags, fake camera and microphone): a second
+    sync Playwright in the same process would fail inside the first one's event loop."""
+    return browser
 
 
 def wait_js(page, expression: str, timeout: float = 20.0) -> None:
@@ -151,14 +150,20 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
         citizen.wait_for_selector("text=已连接", timeout=15000)
         citizen.get_by_role("button", name="转人工").click()
         citizen.wait_for_selector("#anju-handoff >> text=前面还有 0 位", timeout=10000)
+        assert citizen.locator("#anju-handoff .handoff__videos").is_hidden()  # no black boxes while queued
 
         staff.goto(stack["url"] + "/console")
+        assert staff.locator("#desk").is_hidden()  # no queue before login
         staff.fill("#username", "dev-staff")
         staff.fill("#password", "dev-staff-pass")
         staff.fill("#totp", pyotp.TOTP(DEV_STAFF_ACCOUNTS[0].totp_secret.get_secret_value()).now())
         staff.get_by_role("button", name="登录").click()
         staff.get_by_role("button", name="接待").click(timeout=10000)
+        assert staff.locator("#login").is_hidden()  # the username and one-time code are off screen
         staff.wait_for_selector("#transcript >> text=转人工", timeout=10000)
+        case = staff.locator("#case").inner_text()
+        assert "租房提取" in case and "身份已核验" in case
+        assert "faq_topic" not in case and "withdraw_rent" not in case and "False" not in case
         staff.wait_for_selector("#consent-status >> text=等待市民确认", timeout=10000)
 
         citizen.wait_for_selector("text=全程录音录像", timeout=10000)
@@ -187,6 +192,9 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
         staff.fill("#chat-input", "我帮您看一下")
         staff.locator("#chat-form button").click()
         citizen.wait_for_selector("text=工作人员：我帮您看一下", timeout=10000)
+        staff_line = citizen.locator(".msg--staff").last
+        assert staff_line.inner_text() == "工作人员：我帮您看一下"
+        assert staff_line.evaluate("(el) => getComputedStyle(el, '::before').content") in ("none", "normal")
         assert citizen.locator(".msg--bot").count() == bot_lines  # the bot stayed silent
 
         staff.fill("#note", "市民对流程不熟，建议回访")
@@ -216,3 +224,34 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
                                        str(recording)], capture_output=True, text=True, check=True).stdout)
     assert sorted(s["codec_type"] for s in probe["streams"]) == ["audio", "audio", "video", "video"]
     assert float(probe["format"]["duration"]) > 1
+
+
+def test_the_citizen_can_enlarge_the_staff_video_and_hang_up(stack, chromium):
+    citizen_ctx, staff_ctx = chromium.new_context(), chromium.new_context()
+    citizen, staff = citizen_ctx.new_page(), staff_ctx.new_page()
+    try:
+        citizen.goto(stack["url"] + "/")
+        citizen.wait_for_selector("text=已连接", timeout=15000)
+        citizen.get_by_role("button", name="转人工").click()
+        citizen.wait_for_selector("#anju-handoff >> text=前面还有", timeout=10000)
+        staff.goto(stack["url"] + "/console")
+        staff.fill("#username", "dev-staff")
+        staff.fill("#password", "dev-staff-pass")
+        # A one-time code works once: the test above used this window's, the server also takes the next one.
+        staff.fill("#totp", pyotp.TOTP(DEV_STAFF_ACCOUNTS[0].totp_secret.get_secret_value()).at(time.time() + 30))
+        staff.get_by_role("button", name="登录").click()
+        staff.get_by_role("button", name="接待").first.click(timeout=10000)
+        citizen.get_by_role("button", name="同意并开始视频").click(timeout=10000)
+        wait_js(citizen, "document.getElementById('anju-handoff-remote').videoWidth > 0")
+
+        enlarge = citizen.get_by_role("button", name="放大工作人员画面")
+        enlarge.click()
+        assert citizen.get_by_role("button", name="缩小工作人员画面").get_attribute("aria-pressed") == "true"
+        citizen.get_by_role("button", name="挂断").click()
+        citizen.wait_for_selector("#anju-handoff", state="detached", timeout=10000)
+        assert citizen.evaluate("window.AnjuHandoff.state.pc") is None  # camera and microphone released
+        staff.wait_for_selector("#notice >> text=市民已挂断", timeout=10000)
+        assert staff.locator("#call").is_hidden()
+    finally:
+        citizen_ctx.close()
+        staff_ctx.close()

@@ -251,3 +251,11 @@ def test_policy_topics_list_every_topic_with_a_title_the_answers_also_use(client
     rent = next(t for t in topics if t["topic"] == "withdraw_rent")
     assert client.get("/policy/answers/withdraw_rent").json()["title"] == rent["title"]
     assert client.get("/policy/answers/no_such_topic").status_code == 404
+
+
+def test_the_short_variant_is_served_on_request_and_other_variants_are_refused(client):
+    full = client.get("/policy/answers/withdraw_rent", params={"city": "常州"}).json()
+    short = client.get("/policy/answers/withdraw_rent", params={"city": "常州", "variant": "short"}).json()
+    assert (full["variant"], short["variant"]) == ("full", "short")
+    assert short["city"] == "常州" and len(short["text"]) < len(full["text"])
+    assert client.get("/policy/answers/withdraw_rent", params={"variant": "tiny"}).status_code == 422

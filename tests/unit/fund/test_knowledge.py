@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fund.knowledge import UNVERIFIED_NOTE, KnowledgeBase, UnknownTopic
+from fund.knowledge import SHORT_NEXT_STEP, UNVERIFIED_NOTE, KnowledgeBase, UnknownTopic
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICY = ROOT / "fund" / "policy"
@@ -142,8 +142,50 @@ def test_no_answer_states_a_figure_that_is_not_in_the_policy_facts():
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         entries = [data["national"]] if "national" in data else list((data.get("faq") or {}).values())
         for entry in entries:
-            texts = [entry["text"], entry.get("materials") or "", *(entry.get("variants") or {}).values()]
+            texts = [entry["text"], entry["short"], entry.get("materials") or "", *(entry.get("variants") or {}).values()]
             extra = {n for t in texts for n in _numbers(t)} - allowed
             if extra:
                 invented[path.name] = sorted(extra)
     assert invented == {}
+
+
+def _entries(kb):
+    yield from ((name, None, t.national) for name, t in kb.topics.items())
+    yield from ((name, c.name, e) for c in kb.cities.values() for name, e in c.faq.items())
+
+
+SENTENCE_END = re.compile(r"[。！？]")
+
+
+def test_every_short_text_is_two_to_four_short_sentences_with_no_new_figures(kb):
+    for name, city, entry in _entries(kb):
+        sentences = [s for s in SENTENCE_END.split(entry.short) if s.strip()]
+        assert 2 <= len(sentences) <= 4, (name, city, sentences)
+        assert max(len(s) for s in sentences) <= 50, (name, city)
+        assert len(entry.short) < len(entry.text), (name, city)
+        full = " ".join([entry.text, entry.materials or "", *entry.variants.values()])
+        assert _numbers(entry.short) <= _numbers(full), (name, city, _numbers(entry.short) - _numbers(full))
+
+
+def test_a_short_text_keeps_the_full_texts_caveat(kb):
+    for name, city, entry in _entries(kb):
+        if "为准" in entry.text:
+            assert "为准" in entry.short, (name, city)
+        if "未经核实" in entry.text or "未能核实" in entry.text:
+            assert "核实" in entry.short, (name, city)
+
+
+def test_the_short_variant_answers_briefly_and_still_says_unverified_and_how_to_reach_a_person(kb):
+    for name, topic in kb.topics.items():
+        short, full = kb.answer(name, variant="short"), kb.answer(name)
+        assert short.variant == "short" and len(short.text) < len(full.text), name
+        assert topic.national.short.strip() in short.text and "依据" not in short.text, name
+        assert (CONFIRM in short.text) == (not topic.national.verified), name
+        assert short.text.splitlines()[-1] == SHORT_NEXT_STEP, name
+    answer = kb.answer("withdraw_rent", "常州市", variant="short")
+    assert answer.text.startswith("【常州】") and UNVERIFIED_NOTE in answer.text
+    assert "哪个城市" in kb.answer("withdraw_rent", variant="short").text
+
+
+def test_a_follow_up_aspect_keeps_its_own_text_in_the_short_variant(kb):
+    assert kb.answer("loan_rate", aspect="second", variant="short").text.startswith("第二套房公积金贷款利率")

@@ -536,3 +536,35 @@ def test_retention_dry_run_by_hand_lists_and_keeps_the_files(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "would_delete file=old.webm" in run.stderr and "new.webm" not in run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["new.webm", "old.txt", "old.webm"]
+
+
+def test_staff_hours_read_as_words():
+    from video.schedule import describe_hours
+    assert describe_hours("09:00-17:00", [1, 2, 3, 4, 5]) == "周一至周五 9:00–17:00"
+    assert describe_hours("08:30-20:00", [1, 2, 3, 4, 5, 6, 7]) == "每天 8:30–20:00"
+    assert describe_hours("09:00-12:00", [6, 2]) == "周二、周六 9:00–12:00"
+
+
+async def test_the_bot_states_the_configured_staff_hours_not_the_ones_in_its_domain(redis):
+    import yaml
+    domain = yaml.safe_load((Path(__file__).resolve().parents[3] / "bot/domain/handoff.yml").read_text(encoding="utf-8"))
+    said = domain["responses"]["utter_request_human"][0]["text"]
+    assert video.DOMAIN_STAFF_HOURS in said  # the phrase the gateway replaces is the one the domain says
+    desk, _ = make_desk(redis, handoff_staff_hours="08:30-20:00", handoff_staff_days=[1, 2, 3, 4, 5, 6])
+    hook = video.HandoffHook(desk, None, None)
+    out = await hook.after_bot_reply("web-a", "转人工", {}, [video.BotMessage(text=said)])
+    assert "周一至周六 8:30–20:00" in out[0].text and "9:00–17:00" not in out[0].text
+
+
+async def test_the_citizen_can_hang_up_a_call_and_staff_are_told(redis):
+    desk, _ = make_desk(redis)
+    waiting = await desk.enqueue("web-b", priority=False, reason="request")
+    assert await desk.hang_up(waiting.id, waiting.key) is None
+    assert (await desk.get(waiting.id)).state == TicketState.CANCELLED
+    t = await desk.accept((await desk.enqueue("web-a", priority=False, reason="request")).id, "s1")
+    with pytest.raises(HandoffError):
+        await desk.hang_up(t.id, "wrong-key")
+    ended = await desk.hang_up(t.id, t.key)
+    assert ended.state == TicketState.ENDED
+    assert [m["text"] for m in await desk.messages(t.id)] == ["市民已挂断，本次视频服务结束。"]
+    assert not await desk.route_citizen_message("web-a", "还在吗")  # the bot answers again

@@ -61,7 +61,8 @@ async def test_five_failures_lock_the_account_even_for_the_right_credentials(aut
 
 
 REAL_SECRETS = {name: f"real-{name}-0123456789abcdef" for name in (
-    "rasa_token", "rasa_gateway_token", "core_api_token", "video_node_token", "identity_assertion_key")}
+    "rasa_token", "rasa_gateway_token", "core_api_token", "video_node_token", "identity_assertion_key",
+    "wechat_token", "wechat_app_secret")}
 
 
 def test_production_refuses_the_demo_accounts():
@@ -84,3 +85,23 @@ def test_unset_environment_means_production_and_unknown_names_are_refused(monkey
         Settings(_env_file=None)
     with pytest.raises(ValueError, match="anju_env"):
         Settings(_env_file=None, anju_env="staging")
+
+
+@pytest.mark.parametrize("changes, name", [
+    ({"wechat_aes_key": ""}, "WECHAT_AES_KEY"),
+    ({"wechat_appid": "wx-dev-appid"}, "WECHAT_APPID"),
+    ({"wechat_api_base": "http://127.0.0.1:9"}, "WECHAT_API_BASE"),
+])
+def test_production_refuses_wechat_placeholders_by_name(changes, name):
+    from gateway.settings import Settings, StaffAccount
+    real_staff = [StaffAccount(username="zhang", password_hash="scrypt$x", totp_secret="JBSWY3DPEHPK3PXP")]
+    good = {**REAL_SECRETS, "staff_accounts": real_staff, "wechat_aes_key": "k" * 43, "wechat_appid": "wx1234567890abcdef"}
+    assert Settings(_env_file=None, anju_env="production", **good).wechat_msg_format == "xml"
+    with pytest.raises(ValueError, match=name):
+        Settings(_env_file=None, anju_env="production", **{**good, **changes})
+
+
+def test_a_wechat_aes_key_of_the_wrong_length_is_refused_everywhere():
+    from gateway.settings import Settings
+    with pytest.raises(ValueError, match="43-character"):
+        Settings(_env_file=None, anju_env="test", wechat_aes_key="short")
