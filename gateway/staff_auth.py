@@ -44,7 +44,7 @@ import pyotp
 from fastapi import Depends, HTTPException, Request
 from redis.asyncio import Redis
 
-from gateway import keys
+from gateway import keys, sessions
 from gateway.settings import StaffAccount
 
 logger = logging.getLogger(__name__)
@@ -235,8 +235,8 @@ class StaffAuth:
 
 
 def bearer_token(request: Request) -> str:
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    return token if scheme.lower() == "bearer" else ""
+    """The staff session token from `Authorization: Bearer`, parsed as for chat sessions; "" if none."""
+    return sessions.bearer(request) or ""
 
 
 async def _current_staff(request: Request) -> StaffSession:

@@ -123,6 +123,14 @@ def chromium(browser):
     return browser
 
 
+def log_in_as_staff(page, at: float) -> None:
+    """dev-staff through the console's login form, with the TOTP code of the window around `at`."""
+    page.fill("#username", "dev-staff")
+    page.fill("#password", "dev-staff-pass")
+    page.fill("#totp", pyotp.TOTP(DEV_STAFF_ACCOUNTS[0].totp_secret.get_secret_value()).at(at))
+    page.get_by_role("button", name="登录").click()
+
+
 def wait_js(page, expression: str, timeout: float = 20.0) -> None:
     """Polls a JavaScript expression from here: page.wait_for_function polls with eval inside the page,
     which the Content-Security-Policy (script-src 'self') refuses, while page.evaluate is not affected."""
@@ -154,10 +162,7 @@ def test_citizen_and_staff_meet_on_video_and_the_bot_takes_over_again(stack, chr
 
         staff.goto(stack["url"] + "/console")
         assert staff.locator("#desk").is_hidden()  # no queue before login
-        staff.fill("#username", "dev-staff")
-        staff.fill("#password", "dev-staff-pass")
-        staff.fill("#totp", pyotp.TOTP(DEV_STAFF_ACCOUNTS[0].totp_secret.get_secret_value()).now())
-        staff.get_by_role("button", name="登录").click()
+        log_in_as_staff(staff, at=time.time())
         staff.get_by_role("button", name="接待").click(timeout=10000)
         assert staff.locator("#login").is_hidden()  # the username and one-time code are off screen
         staff.wait_for_selector("#transcript >> text=转人工", timeout=10000)
@@ -235,11 +240,8 @@ def test_the_citizen_can_enlarge_the_staff_video_and_hang_up(stack, chromium):
         citizen.get_by_role("button", name="转人工").click()
         citizen.wait_for_selector("#anju-handoff >> text=前面还有", timeout=10000)
         staff.goto(stack["url"] + "/console")
-        staff.fill("#username", "dev-staff")
-        staff.fill("#password", "dev-staff-pass")
         # A one-time code works once: the test above used this window's, the server also takes the next one.
-        staff.fill("#totp", pyotp.TOTP(DEV_STAFF_ACCOUNTS[0].totp_secret.get_secret_value()).at(time.time() + 30))
-        staff.get_by_role("button", name="登录").click()
+        log_in_as_staff(staff, at=time.time() + 30)
         staff.get_by_role("button", name="接待").first.click(timeout=10000)
         citizen.get_by_role("button", name="同意并开始视频").click(timeout=10000)
         wait_js(citizen, "document.getElementById('anju-handoff-remote').videoWidth > 0")

@@ -410,16 +410,22 @@ async def test_a_re_accept_restarts_the_join_clock(redis):
     assert await VideoService(desk, RoomRegistry([], None), 20).requeue_unjoined(60) == [t.id]
 
 
-async def test_a_media_node_sweeps_only_its_own_rooms_and_the_gateway_the_rest(redis):
-    desk, clock = make_desk(redis)
-    nodes = NodeDirectory(redis, clock)
-    await nodes.heartbeat("live", "http://127.0.0.1:1", rooms=0)
+async def calls_on_live_and_dead_nodes(desk, redis) -> dict:
+    """Three accepted calls: one never placed on a node, one on node "live", one on node "dead"."""
     tickets = {}
     for name in ("unplaced", "on_live", "on_dead"):
         t = await desk.enqueue(f"web-{name}", priority=False, reason="request")
         tickets[name] = await desk.accept(t.id, "s1")
     await redis.set(keys.video_room_node(tickets["on_live"].room_id), "live")
     await redis.set(keys.video_room_node(tickets["on_dead"].room_id), "dead")
+    return tickets
+
+
+async def test_a_media_node_sweeps_only_its_own_rooms_and_the_gateway_the_rest(redis):
+    desk, clock = make_desk(redis)
+    nodes = NodeDirectory(redis, clock)
+    await nodes.heartbeat("live", "http://127.0.0.1:1", rooms=0)
+    tickets = await calls_on_live_and_dead_nodes(desk, redis)
     clock.t += 61
     await nodes.heartbeat("live", "http://127.0.0.1:1", rooms=1)
     node = VideoService(desk, RoomRegistry([], None), 20, all_rooms_here=False)
@@ -476,12 +482,7 @@ async def test_at_start_lost_calls_are_requeued_or_ended_if_the_citizen_left(red
 async def test_with_media_nodes_only_calls_on_a_dead_node_are_put_back(redis):
     desk, clock = make_desk(redis)
     nodes = NodeDirectory(redis, clock)
-    tickets = {}
-    for name in ("unplaced", "on_live", "on_dead"):
-        t = await desk.enqueue(f"web-{name}", priority=False, reason="request")
-        tickets[name] = await desk.accept(t.id, "s1")
-    await redis.set(keys.video_room_node(tickets["on_live"].room_id), "live")
-    await redis.set(keys.video_room_node(tickets["on_dead"].room_id), "dead")
+    tickets = await calls_on_live_and_dead_nodes(desk, redis)
     await nodes.heartbeat("live", "http://127.0.0.1:1", rooms=1)
     gateway = NodeVideoService(desk, nodes, "token", 1.0)
     clock.t += 1
