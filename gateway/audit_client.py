@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway import keys
+from gateway.internal_http import internal_client
 
 logger = logging.getLogger(__name__)
 LIMITS = {"actor": 80, "action": 80, "subject": 80, "outcome": 200}
@@ -61,7 +62,7 @@ class AuditClient:
                  transport: Optional[httpx.AsyncBaseTransport] = None, clock: Callable[[], dt.datetime] = _utc_now):
         self._r = redis
         self._clock = clock
-        self._http = httpx.AsyncClient(base_url=core_url, timeout=timeout_s, transport=transport,
+        self._http = internal_client(base_url=core_url, timeout=timeout_s, transport=transport,
                                        headers={"Authorization": f"Bearer {core_token}"})
 
     async def aclose(self) -> None:

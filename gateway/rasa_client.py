@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 import httpx
 
+from gateway.internal_http import internal_client
+
 logger = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/webhooks/gateway/webhook"
@@ -25,7 +27,7 @@ class RasaClient:
                  transport: Optional[httpx.AsyncBaseTransport] = None):
         self._token = token
         self._webhook_headers = {GATEWAY_TOKEN_HEADER: gateway_token}
-        self._http = httpx.AsyncClient(base_url=base_url, timeout=timeout_s, transport=transport)
+        self._http = internal_client(base_url=base_url, timeout=timeout_s, transport=transport)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from gateway.handoff.desk import STAFF_NEVER_JOINED, HandoffDesk
 from gateway.handoff.nodes import NoMediaNode, NodeDirectory
 from gateway.handoff.tickets import Ticket, TicketState
+from gateway.internal_http import internal_client
 from gateway.settings import Settings
 from video.loopback import allow_loopback_candidates
 from video.rooms import BadOffer, RoomNotFound, RoomRegistry, ice_servers_from
@@ -190,7 +191,7 @@ class NodeVideoService(VideoServiceBase):
         self.desk = desk
         self.nodes = nodes
         self.browser_ice_servers = browser_ice_servers or []
-        self._http = httpx.AsyncClient(timeout=timeout_s, headers={"Authorization": f"Bearer {node_token}"})
+        self._http = internal_client(timeout=timeout_s, headers={"Authorization": f"Bearer {node_token}"})
 
     async def answer(self, token: str, sdp: str, sdp_type: str) -> dict[str, str]:
         grant = await self.desk.peek_room_token(token)  # the node redeems it; here it only picks the node

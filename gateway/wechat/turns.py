@@ -14,6 +14,7 @@ import httpx
 
 from gateway.conversation import BotMessage, BotUnavailable, Conversation
 from gateway.identity import signed_identity
+from gateway.internal_http import internal_client
 from gateway.sessions import Session, SessionStore
 from gateway.settings import Settings
 from gateway.turns import session_turn
@@ -31,7 +32,7 @@ class CoreBinding:
 
     def __init__(self, core_url: str, token: str, timeout_s: float,
                  transport: Optional[httpx.AsyncBaseTransport] = None):
-        self._http = httpx.AsyncClient(base_url=core_url.rstrip("/"), timeout=timeout_s, transport=transport,
+        self._http = internal_client(base_url=core_url.rstrip("/"), timeout=timeout_s, transport=transport,
                                        headers={"Authorization": f"Bearer {token}"})
 
     async def aclose(self) -> None:
