@@ -56,6 +56,10 @@ def validate_text(text: Any, max_chars: int) -> str:
     text = text.strip()
     if not text:
         raise ChatInputError("消息不能为空，请输入您的问题。")
+    try:
+        text.encode("utf-8")  # JSON may carry a lone surrogate (\ud800), which no store can keep
+    except UnicodeEncodeError:
+        raise ChatInputError("消息中含有无法识别的字符，请检查后重新输入。", status_code=400) from None
     if len(text) > max_chars:
         raise ChatInputError(f"消息太长了（{len(text)} 字），请控制在 {max_chars} 字以内。", status_code=413)
     return text

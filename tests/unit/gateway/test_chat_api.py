@@ -91,6 +91,14 @@ def test_malformed_body_is_a_400_with_a_chinese_message(client, raw):
     assert "请求格式错误" in resp.json()["detail"]
 
 
+def test_a_lone_surrogate_is_a_400_not_bot_unavailable_and_the_next_turn_works(api, fake_rasa):
+    resp = api.post("/api/chat", content=b'{"text": "\\ud800\u516c\u79ef\u91d1"}',
+                    headers={"Content-Type": "application/json"})
+    assert resp.status_code == 400 and "无法识别的字符" in resp.json()["detail"]
+    assert fake_rasa.received == []
+    assert api.post("/api/chat", json={"text": "公积金"}).status_code == 200
+
+
 def test_exactly_the_limit_is_accepted(api):
     assert api.post("/api/chat", json={"text": "字" * 2000}).status_code == 200
 
