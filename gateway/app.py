@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from gateway.audit_client import AuditClient, AuditError
 from gateway.channels import health, staff, video, web, wechat_callback, wechat_miniprogram
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
+from gateway.faq_fallback import FaqFallback
 from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
 from gateway.handoff.retention import RecordingRetention
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
@@ -39,9 +40,13 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                          socket_timeout=5, socket_connect_timeout=2)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s,
                                     gateway_token=settings.rasa_gateway_token.get_secret_value())
+        app.state.faq_fallback = FaqFallback.from_files(
+            settings.faq_fallback_nlu_dir, settings.faq_fallback_policy_dir, settings.core_url,
+            settings.core_api_token.get_secret_value(), settings.audit_timeout_s)
         app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars, app.state.redis,
                                               actions_alive=lambda: health.http_ok(settings.action_server_url + "/health",
-                                                                                   settings.health_timeout_s))
+                                                                                   settings.health_timeout_s),
+                                              fallback=app.state.faq_fallback)
         app.state.sessions = SessionStore(app.state.redis, settings.session_idle_ttl_s, settings.session_verified_idle_s)
         app.state.limiter = RateLimiter(app.state.redis)
         app.state.audit = AuditClient(app.state.redis, settings.core_url, settings.core_api_token.get_secret_value(),
@@ -64,6 +69,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
             await app.state.audit.aclose()
             await app.state.video.aclose()
             await app.state.rasa.aclose()
+            await app.state.faq_fallback.aclose()
             await app.state.redis.aclose()
 
     app = FastAPI(title="Anju gateway", version="0.1.0", lifespan=lifespan)

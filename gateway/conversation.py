@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from gateway import keys
+from gateway.faq_fallback import FaqFallback
 from gateway.privacy import mask_text
 from gateway.rasa_client import RasaClient, RasaUnavailable
 from gateway.vault import tokenize
@@ -80,8 +81,11 @@ EXPECTS_NAME_TTL_S = 10 * 60
 
 class Conversation:
     def __init__(self, rasa: RasaClient, max_chars: int, redis,
-                 actions_alive: Optional[Callable[[], Awaitable[bool]]] = None):
+                 actions_alive: Optional[Callable[[], Awaitable[bool]]] = None,
+                 fallback: Optional[FaqFallback] = None):
         self._rasa = rasa
+        # Answers FAQ questions from the knowledge base while Rasa or the action server cannot.
+        self._fallback = fallback
         self._max_chars = max_chars
         self._redis = redis
         # Rasa answers 200 with no messages when the action server is down (it logs the failure and
@@ -114,16 +118,24 @@ class Conversation:
             return []
         try:
             raw = await self._rasa.send(sender_id, text, metadata)
-        except RasaUnavailable as exc:
-            raise BotUnavailable() from exc
-        if not raw and self._actions_alive is not None and not await self._actions_alive():
-            logger.warning("chat.actions.unavailable")
-            raise BotUnavailable()
+        except RasaUnavailable:
+            raw = await self._without_the_bot(text)
+        else:
+            if not raw and self._actions_alive is not None and not await self._actions_alive():
+                logger.warning("chat.actions.unavailable")
+                raw = await self._without_the_bot(text)
         messages = [to_bot_message(m) for m in raw]
         messages = await self._take_markers(sender_id, messages)
         if self.handoff is not None:
             messages = await self.handoff.after_bot_reply(sender_id, text, metadata, messages, client_ip)
         return messages
+
+    async def _without_the_bot(self, text: str) -> list[dict[str, Any]]:
+        """The knowledge base's answer to an FAQ question, or BotUnavailable (503 with the hotline)."""
+        answer = await self._fallback.answer(text) if self._fallback is not None else None
+        if answer is None:
+            raise BotUnavailable()
+        return answer
 
     async def _take_markers(self, sender_id: str, messages: list[BotMessage]) -> list[BotMessage]:
         """Acts on the actions' EXPECTS markers and drops them; IDENTITY_VERIFIED goes on to the channel."""

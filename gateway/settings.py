@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # WebSocket Origins allowed besides this site's own (e.g. the WeChat mini-program's web-view host).
     allowed_origins: list[str] = []
     web_widget_dir: Path = ROOT / "web_widget"
+    # While Rasa cannot answer, FAQ questions are answered from the knowledge base (gateway/faq_fallback.py):
+    # indexed from the bot's own examples, answers fetched from the core.
+    faq_fallback_nlu_dir: Path = ROOT / "nlu_data"
+    faq_fallback_policy_dir: Path = ROOT / "fund" / "policy"
 
     # Video handoff (gateway/handoff/, video/). Hours are local time in handoff_timezone.
     handoff_timezone: str = "Asia/Shanghai"

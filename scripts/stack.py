@@ -78,6 +78,8 @@ class Service:
     check: Optional[Callable[[], bool]] = None
     process: Optional[subprocess.Popen] = None
     log_path: Optional[Path] = None
+    launched_at: float = 0.0
+    ready: bool = False
 
 
 @dataclass
@@ -136,7 +138,7 @@ class Stack:
             Service("speech", [app_py, "-m", "speech", "--port", str(p.speech), "--secret-file",
                                str(self.speech_secret_file), "--whisper-model",
                                os.environ.get("WHISPER_MODEL_PATH", str(Path.home() / ".cache/anju/models/whisper-base-ct2"))],
-                    None, 60, check=lambda: self._tcp_ok(p.speech)),
+                    None, 120, check=lambda: self._tcp_ok(p.speech)),
             Service("gateway", [app_py, "-m", "gateway", "--host", "127.0.0.1", "--port", str(p.gateway)],
                     self.urls["gateway"] + "/healthz", 60),
         ]}
@@ -235,32 +237,60 @@ class Stack:
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, names: Optional[list[str]] = None, progress: Callable[[str], None] = lambda m: None) -> None:
-        for name in names or list(self.services):
+        """Launches in waves rather than one by one: redis first (Rasa's stores need it at start),
+        then every other service at once; the gateway as soon as the core and the media nodes
+        answer, so that it serves FAQ answers from the knowledge base while Rasa still loads
+        its model (~55 s here). Returns when every service is healthy."""
+        names = names or list(self.services)
+        gateway = [n for n in names if n == "gateway"]
+        first = [n for n in names if n == "redis"]
+        rest = [n for n in names if n not in first + gateway]
+        for name in first:
             self.start_one(name, progress)
+        for name in rest:
+            self.launch(name)
+        for name in rest:
+            if name == "core" or name.startswith("media-"):
+                self.wait_healthy(name, progress)
+        for name in gateway:
+            self.start_one(name, progress)
+        for name in rest:
+            self.wait_healthy(name, progress)
 
     def start_one(self, name: str, progress: Callable[[str], None] = lambda m: None) -> None:
+        self.launch(name)
+        self.wait_healthy(name, progress)
+
+    def launch(self, name: str) -> None:
         svc = self.services[name]
         svc.log_path = self.data_dir / "log" / f"{name}.log"
         log = open(svc.log_path, "ab")
         svc.process = subprocess.Popen(svc.argv, cwd=ROOT, env=self.environment(), stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
+        svc.launched_at = time.monotonic()
+        svc.ready = False
         log.close()
-        started = time.monotonic()
-        last_note = started
+
+    def wait_healthy(self, name: str, progress: Callable[[str], None] = lambda m: None) -> None:
+        svc = self.services[name]
+        if svc.ready:
+            return
+        last_note = time.monotonic()
         while not self.healthy(name):
             if svc.process.poll() is not None:
                 raise StackError(f"{name} exited with code {svc.process.returncode}; "
                                  f"last log lines:\n{self.tail(name)}")
             now = time.monotonic()
-            if now - started > svc.timeout_s:
+            if now - svc.launched_at > svc.timeout_s:
                 raise StackError(f"{name} not healthy after {svc.timeout_s:.0f}s; last log lines:\n{self.tail(name)}")
             if now - last_note >= 10:
-                progress(f"   … waiting for {name} ({now - started:.0f}s)")
+                progress(f"   … waiting for {name} ({now - svc.launched_at:.0f}s)")
                 last_note = now
             time.sleep(0.25)
-        progress(f"   {name} ready in {time.monotonic() - started:.1f}s")
+        progress(f"   {name} ready in {time.monotonic() - svc.launched_at:.1f}s")
         if name == "rasa":
             self._warm_up()
+        svc.ready = True
 
     def _warm_up(self) -> None:
         """The first parse after loading is slow; pay it here, not in a citizen's first turn."""

@@ -67,6 +67,9 @@ def test_rasa_restart_keeps_the_conversation_and_the_gateway_recovers(stack):
     citizens = CITIZENS[stack.urls["gateway"]]
     resp = citizens.post(sender, "你好", timeout=30)
     assert resp.status_code == 503 and "12329" in resp.json()["detail"]
+    # An FAQ question is still answered, straight from the knowledge base.
+    answer = texts(citizens.say("it-restart-faq", "公积金贷款利率现在是多少", timeout=30))
+    assert "知识库" in answer and "利率" in answer and "12329" in answer
     assert httpx.get(f"{stack.urls['gateway']}/healthz").status_code == 200
     ready = httpx.get(f"{stack.urls['gateway']}/readyz", timeout=10)
     assert ready.status_code == 503 and ready.json()["checks"]["rasa"] == "unavailable"
