@@ -374,11 +374,10 @@ def main() -> int:
         say(f"  speech (vosk-server protocol, localhost) {stack.urls['speech']}/?secret=<var/secrets/speech.secret>")
         say(f"  logs             {stack.data_dir / 'log'}/")
         say("Press Ctrl-C to stop.")
+        from supervisor import Supervisor  # imports this module: not at the top
+        supervisor = Supervisor(stack, say)
         while True:
-            dead = stack.dead()
-            if dead:
-                say(f"\nERROR: {', '.join(dead)} stopped unexpectedly:\n{stack.tail(dead[0])}")
-                return 1
+            supervisor.tick()
             time.sleep(1)
     except KeyboardInterrupt:
         say("\n==> Stopping every process…")
