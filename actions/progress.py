@@ -1,4 +1,8 @@
-"""Application progress: each application's timeline, current step and expected date."""
+"""Application progress: each application's timeline, current step and expected date.
+
+Online withdrawal applications also carry the amount applied for, a note per step (e.g. the
+sandbox's automatic approval) and, when rejected, the reviewer's reason.
+"""
 from __future__ import annotations
 
 import logging
@@ -8,23 +12,33 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.balance import yuan
 from actions.person_data import get_for_person
 
 logger = logging.getLogger(__name__)
 
-DONE, CURRENT, LATER = "✅", "⏳", "○"
+DONE, CURRENT, LATER, REFUSED = "✅", "⏳", "○", "❌"
 
 
 def timeline(application: Dict[str, Any]) -> str:
-    """One line per step: done with its date, the current one, the ones still to come."""
+    """The amount (online applications), then one line per step: done with its date (and
+    note), the current one, the ones still to come; a rejection ends with its reason."""
     lines = []
+    if application.get("amount") is not None:
+        lines.append(f"申请金额：{yuan(application['amount'])} 元")
+    reason = application.get("reason")
     for step in application.get("steps") or []:
         if step.get("done_at"):
-            lines.append(f"{DONE} {step['name']}  {step['done_at']}")
+            mark = REFUSED if step.get("status") == "rejected" else DONE
+            note = step.get("note")
+            shown = f"（{note}）" if note and note != reason else ""
+            lines.append(f"{mark} {step['name']}  {step['done_at']}{shown}")
         elif step.get("name") == application.get("current_step"):
             lines.append(f"{CURRENT} {step['name']}")
         else:
             lines.append(f"{LATER} {step['name']}")
+    if reason:
+        lines.append(f"未通过原因：{reason}")
     return "\n".join(lines)
 
 

@@ -19,11 +19,12 @@ from starlette.concurrency import run_in_threadpool
 
 from fund import seed as seeding
 from fund.anchor import AnchorFile
+from fund.applications import ApplicationService, ReviewRule, load_declaration
 from fund.audit import AuditLog
 from fund.clock import Clock, china_date, system_clock
 from fund.db import create_schema, is_empty, make_engine, make_session_factory
 from fund.knowledge import Answer, KnowledgeBase, UnknownTopic, load_knowledge_base
-from fund.routes import audit, dev, errors, identity, loan, persons
+from fund.routes import applications, audit, dev, errors, identity, loan, persons
 from fund.routes.deps import Core
 from fund.rulebook import load_rulebook
 from fund.settings import CoreSettings, get_settings
@@ -64,8 +65,13 @@ def build_core(settings: CoreSettings, clock: Clock, redis_client: Any = None) -
     secret = settings.core_api_token.get_secret_value().encode()
     audit_log = AuditLog(sessions, settings.core_audit_key.get_secret_value().encode(),
                          AnchorFile(settings.core_audit_anchor_path), settings.core_audit_anchor_every)
-    return Core(sessions=sessions, identity=IdentityService(sessions, clock, secret, policy, audit=audit_log),
-                vault=Vault(store), audit=audit_log, rulebook=load_rulebook(settings.rules_dir), clock=clock)
+    identity_service = IdentityService(sessions, clock, secret, policy, audit=audit_log)
+    rulebook = load_rulebook(settings.rules_dir)
+    application_service = ApplicationService(
+        sessions, clock, identity_service, audit_log, rulebook, load_declaration(settings.core_policy_dir),
+        ReviewRule(auto_approve_s=settings.core_auto_approve_s, auto_pay_s=settings.core_auto_pay_s))
+    return Core(sessions=sessions, identity=identity_service, vault=Vault(store), audit=audit_log,
+                rulebook=rulebook, clock=clock, applications=application_service)
 
 
 def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock] = None,
@@ -123,8 +129,9 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
         except UnknownTopic:
             raise HTTPException(status_code=404, detail=f"知识库中没有主题“{topic}”")
 
-    for router in (identity.router, persons.router, loan.router, audit.router):
+    for router in (identity.router, applications.router, persons.router, loan.router, audit.router):
         app.include_router(router, dependencies=[Authorized])
+    app.include_router(applications.review_router)   # its own check: the reviewer token
     if settings.dev_endpoints:
         app.include_router(dev.router, dependencies=[Authorized])
     return app

@@ -67,6 +67,11 @@ class PersonFacts:
     retired_on: Optional[dt.date] = None
     serious_illness: bool = False
     loans: tuple[ActiveLoanFact, ...] = ()
+    # Other shared-data records on file (fund.shared_data SOURCES: purchase_contract, lease,
+    # employment_ended, medical_bills) and the figures the amount rules read from them.
+    shared_records: frozenset[str] = frozenset()
+    lease_monthly_rent: Optional[Decimal] = None
+    medical_self_paid: Optional[Decimal] = None
 
     @property
     def monthly_due(self) -> Decimal:

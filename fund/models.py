@@ -1,7 +1,11 @@
 """The sandbox core's schema (SQLAlchemy 2): what a centre's business system holds.
 
-Home ownership, marriage (spouse), retirement and serious-illness records stand for data
-fetched from other departments' shared platforms, so the citizen need not upload them.
+Home ownership, marriage, purchase contracts, lease registrations, employment, retirement,
+serious-illness and medical-bill records stand for data fetched from other departments'
+shared platforms (the government data exchange), so the citizen need not upload them.
+
+Columns added after a table first shipped are Optional: fund.db adds them to an existing
+database (create_all never alters a table).
 """
 from __future__ import annotations
 
@@ -123,7 +127,89 @@ class HomeOwnership(Base):
     person: Mapped[Person] = relationship(back_populates="homes")
 
 
+class BankCard(Base):
+    """The receiving bank card on file (收款银行卡); only staff change it."""
+
+    __tablename__ = "bank_cards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), unique=True)
+    bank_name: Mapped[str] = mapped_column(String(40))
+    card_number: Mapped[str] = mapped_column(String(19))
+
+
+class PurchaseContract(Base):
+    """商品房买卖合同网签备案 (住建共享数据)."""
+
+    __tablename__ = "shared_purchase_contracts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    contract_number: Mapped[str] = mapped_column(String(30))
+    city: Mapped[str] = mapped_column(String(20))
+    signed_on: Mapped[dt.date] = mapped_column(Date)
+    price: Mapped[Decimal] = mapped_column(Money)
+    paid: Mapped[Decimal] = mapped_column(Money)
+
+
+class MarriageRegistration(Base):
+    """婚姻登记 (民政共享数据)."""
+
+    __tablename__ = "shared_marriages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    spouse_id: Mapped[Optional[int]] = mapped_column(ForeignKey("persons.id"))
+    registered_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(10))   # married / divorced
+
+
+class LeaseRegistration(Base):
+    """房屋租赁登记备案 (住建共享数据)."""
+
+    __tablename__ = "shared_lease_registrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    record_number: Mapped[str] = mapped_column(String(30))
+    city: Mapped[str] = mapped_column(String(20))
+    district: Mapped[str] = mapped_column(String(20))
+    start_on: Mapped[dt.date] = mapped_column(Date)
+    end_on: Mapped[dt.date] = mapped_column(Date)
+    monthly_rent: Mapped[Decimal] = mapped_column(Money)
+
+
+class EmploymentRecord(Base):
+    """劳动用工备案 (人社共享数据): an ended record stands for 解除或终止劳动关系证明."""
+
+    __tablename__ = "shared_employment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    employer: Mapped[str] = mapped_column(String(80))
+    started_on: Mapped[dt.date] = mapped_column(Date)
+    ended_on: Mapped[Optional[dt.date]] = mapped_column(Date)
+    end_reason: Mapped[Optional[str]] = mapped_column(String(40))
+
+
+class MedicalBill(Base):
+    """医疗费用结算单 (医保共享数据): what the patient paid themselves after insurance."""
+
+    __tablename__ = "shared_medical_bills"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
+    hospital: Mapped[str] = mapped_column(String(80))
+    settled_on: Mapped[dt.date] = mapped_column(Date)
+    total: Mapped[Decimal] = mapped_column(Money)
+    self_paid: Mapped[Decimal] = mapped_column(Money)
+
+
 class Application(Base):
+    """A business application. Seeded demo ones use processing / approved / rejected / paid;
+    online withdrawals (fund.applications) use submitted / under_review / approved / rejected /
+    paid / cancelled and fill the Optional columns."""
+
     __tablename__ = "applications"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -131,11 +217,19 @@ class Application(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"), index=True)
     kind: Mapped[str] = mapped_column(String(20))
     submitted_at: Mapped[dt.datetime] = mapped_column(DateTime)
-    status: Mapped[str] = mapped_column(String(12))   # processing / approved / rejected / paid
+    status: Mapped[str] = mapped_column(String(12))
     expected_done: Mapped[Optional[dt.date]] = mapped_column(Date)
+    amount: Mapped[Optional[Decimal]] = mapped_column(Money)
+    complete: Mapped[Optional[bool]] = mapped_column(Boolean)        # every material fetched (免提交)
+    channel_ref: Mapped[Optional[str]] = mapped_column(String(80))
+    reason: Mapped[Optional[str]] = mapped_column(String(200))       # why rejected
+    updated_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
     person: Mapped[Person] = relationship(back_populates="applications")
-    steps: Mapped[list["ApplicationStep"]] = relationship(order_by="ApplicationStep.position")
+    steps: Mapped[list["ApplicationStep"]] = relationship(order_by="ApplicationStep.position",
+                                                          cascade="all, delete-orphan")
+    materials: Mapped[list["ApplicationMaterial"]] = relationship(order_by="ApplicationMaterial.id")
+    signature: Mapped[Optional["ApplicationSignature"]] = relationship(uselist=False)
 
 
 class ApplicationStep(Base):
@@ -146,6 +240,48 @@ class ApplicationStep(Base):
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(40))
     done_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    status: Mapped[Optional[str]] = mapped_column(String(12))   # the status this step enters
+    note: Mapped[Optional[str]] = mapped_column(String(200))    # e.g. the rejection reason
+
+
+class ApplicationMaterial(Base):
+    """One material of an application: fetched from shared data, or still to be supplied."""
+
+    __tablename__ = "application_materials"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    source: Mapped[Optional[str]] = mapped_column(String(20))   # shared-data source; None: to upload
+    fetched: Mapped[bool] = mapped_column(Boolean)
+    summary: Mapped[str] = mapped_column(String(200), default="")  # masked, for the citizen and reviewer
+    fetched_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+
+
+class ApplicationSignature(Base):
+    """The citizen's electronic signature: `record` is the canonical JSON that `record_sha256`
+    covers (declaration hash, amount, masked card, time, OTP check); the hash is in the audit chain."""
+
+    __tablename__ = "application_signatures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), unique=True)
+    declaration_version: Mapped[str] = mapped_column(String(20))
+    record: Mapped[str] = mapped_column(Text)
+    record_sha256: Mapped[str] = mapped_column(String(64))
+    signed_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    audit_seq: Mapped[int] = mapped_column(Integer)
+
+
+class ApplicationRequest(Base):
+    """A caller's idempotency key for one submission: a retry answers the same application."""
+
+    __tablename__ = "application_requests"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"))
+    fingerprint: Mapped[str] = mapped_column(String(64))   # sha256 of kind and amount
 
 
 class VerificationSession(Base):
@@ -174,6 +310,8 @@ class OtpChallenge(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime)
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime)
     used: Mapped[bool] = mapped_column(Boolean, default=False)
+    purpose: Mapped[Optional[str]] = mapped_column(String(10))    # None / login, or sign
+    bound_to: Mapped[Optional[str]] = mapped_column(String(64))   # sign: digest of what is signed
 
 
 class IdentityLock(Base):

@@ -10,6 +10,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from fund import shared_data
 from fund.errors import VerificationExpired
 from fund.facts import ActiveLoanFact, Home, PersonFacts, money
 from fund.models import AccountStatus, Application, Person
@@ -22,7 +23,9 @@ APPLICATION_KINDS = {
     "loan_repayment": "偿还贷款提取", "other": "其他住房消费提取", "loan": "公积金贷款",
     "transfer": "异地转移接续",
 }
-STATUS_NAMES = {"processing": "办理中", "approved": "已审批", "paid": "已到账", "rejected": "未通过"}
+STATUS_NAMES = {"processing": "办理中", "approved": "已审批", "paid": "已到账", "rejected": "未通过",
+                "submitted": "已提交", "under_review": "审核中", "cancelled": "已撤销"}
+FINISHED = ("paid", "rejected", "cancelled")
 
 
 def load_person(session: Session, person_id: int) -> Person:
@@ -35,6 +38,7 @@ def load_person(session: Session, person_id: int) -> Person:
 
 def facts_for(session: Session, person: Person, today: dt.date) -> PersonFacts:
     account = person.account
+    shared = shared_data.available(session, person.id, today)
     homes = [Home(h.city, h.acquired_on, h.price, "self") for h in person.homes]
     spouse = session.get(Person, person.spouse_id) if person.spouse_id else None
     if spouse is not None:
@@ -47,7 +51,9 @@ def facts_for(session: Session, person: Person, today: dt.date) -> PersonFacts:
         deposits={d.month: d.amount for d in account.deposits}, homes=tuple(homes),
         married=spouse is not None, retired_on=person.retired_on, serious_illness=person.serious_illness,
         loans=tuple(ActiveLoanFact(ln.loan_type, ln.balance, ln.monthly_payment)
-                    for ln in person.loans if ln.status == "active"))
+                    for ln in person.loans if ln.status == "active"),
+        shared_records=shared.records, lease_monthly_rent=shared.lease_monthly_rent,
+        medical_self_paid=shared.medical_self_paid)
 
 
 def balance_view(person: Person) -> dict:
@@ -74,13 +80,16 @@ def applications_view(session: Session, person_id: int) -> list[dict]:
     for app in apps:
         pending = [s for s in app.steps if s.done_at is None]
         current = pending[0].name if pending else (app.steps[-1].name if app.steps else "")
+        finished = app.status in FINISHED
         out.append({
             "id": app.number, "kind": app.kind, "kind_name": APPLICATION_KINDS.get(app.kind, app.kind),
             "submitted_at": app.submitted_at.isoformat(timespec="seconds"), "status": app.status,
-            "status_name": STATUS_NAMES.get(app.status, app.status), "current_step": current,
-            "steps": [{"name": s.name, "done_at": s.done_at.isoformat(timespec="seconds") if s.done_at else None}
-                      for s in app.steps],
-            "expected_done": app.expected_done.isoformat() if app.expected_done else None,
+            "status_name": STATUS_NAMES.get(app.status, app.status),
+            "current_step": None if finished else current,
+            "steps": [{"name": s.name, "done_at": s.done_at.isoformat(timespec="seconds") if s.done_at else None,
+                       "status": s.status, "note": s.note} for s in app.steps],
+            "expected_done": app.expected_done.isoformat() if app.expected_done and not finished else None,
+            "amount": as_float(app.amount), "reason": app.reason, "online": app.amount is not None,
         })
     return out
 

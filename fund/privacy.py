@@ -30,3 +30,11 @@ def mask_org(value: str) -> str:
     if len(value) <= 4:
         return value[:1] + "*" * (len(value) - 1)
     return value[:2] + "*" * (len(value) - 4) + value[-2:]
+
+
+def mask_card(value: str) -> str:
+    """6217 **** **** 1234 style: the first four and last four digits of a bank card."""
+    digits = "".join(ch for ch in value if ch.isdigit())
+    if len(digits) <= 8:
+        return "*" * len(digits)
+    return f"{digits[:4]} **** **** {digits[-4:]}"

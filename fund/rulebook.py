@@ -101,14 +101,18 @@ Condition = Annotated[Union[AccountNotFrozen, BalancePositive, ContinuousDeposit
 class Material(Strict):
     name: str
     # Shared-data source that makes it 免提交: identity, home_ownership, marriage, deposits,
-    # loan, retirement, illness. None means the citizen uploads it.
+    # loan, retirement, illness, purchase_contract, lease, employment_ended, medical_bills
+    # (see fund.shared_data). None means the citizen uploads it.
     shared: Optional[Literal["identity", "home_ownership", "marriage", "deposits", "loan",
-                             "retirement", "illness"]] = None
+                             "retirement", "illness", "purchase_contract", "lease",
+                             "employment_ended", "medical_bills"]] = None
     upload_name: Optional[str] = None   # what to upload when the shared record is missing
 
 
 class Amount(Strict):
-    basis: Literal["balance", "home_price", "loan_balance", "none"]
+    # lease_rent: 12 months of the registered rent (none without a lease registration);
+    # medical_bills: what the patient paid per the shared bills (the balance without them).
+    basis: Literal["balance", "home_price", "loan_balance", "lease_rent", "medical_bills", "none"]
     cap: Optional[Decimal] = Field(default=None, gt=0)
     note: Optional[str] = None
 

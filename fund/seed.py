@@ -21,7 +21,9 @@ from sqlalchemy.orm import Session
 from fund import demo_cases as dc
 from fund.facts import money, month_of
 from fund.id_numbers import make_id_number
-from fund.models import (Account, Application, ApplicationStep, Base, Deposit, HomeOwnership, Loan, Person)
+from fund.models import (Account, Application, ApplicationStep, BankCard, Base, Deposit, EmploymentRecord,
+                         HomeOwnership, LeaseRegistration, Loan, MarriageRegistration, MedicalBill, Person,
+                         PurchaseContract)
 from fund.retirement import add_months
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,19 @@ STEPS = {"loan": ("提交申请", "资料审核", "贷款审批", "签订合同"
          "transfer": ("转入申请", "转出地审核", "资金划转", "转入完成")}
 WITHDRAWAL_STEPS = ("提交申请", "资料审核", "审批", "资金到账")
 DAYS_TO_DONE = {"loan": 15, "transfer": 20}
+BANKS = (("中国工商银行", "621226"), ("中国建设银行", "621700"), ("中国农业银行", "622848"),
+         ("中国银行", "621661"), ("江苏银行", "622173"), ("徽商银行", "622651"))
+HOSPITALS = {"常州": "常州市第一人民医院（沙箱）", "马鞍山": "马鞍山市人民医院（沙箱）"}
+DISTRICT_CODES = {"常州": "3204", "马鞍山": "3405", "芜湖": "3402", "南京": "3201"}
+
+
+def luhn_digit(digits: str) -> str:
+    """The check digit bank card numbers end with (ISO/IEC 7812)."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        n = int(ch) * (2 if i % 2 == 0 else 1)
+        total += n - 9 if n > 9 else n
+    return str((10 - total % 10) % 10)
 
 
 def _months_ago(as_of: dt.date, months: int) -> dt.date:
@@ -53,7 +68,7 @@ def _filler(rng: random.Random, index: int) -> dc.Case:
 
 class Seeder:
     def __init__(self, session: Session, seed: int, as_of: dt.date):
-        self.session, self.as_of = session, as_of
+        self.session, self.as_of, self.seed = session, as_of, seed
         self.rng = random.Random(seed)
         self.used_ids: set[str] = set()
         self.used_names: set[str] = set()
@@ -93,7 +108,47 @@ class Seeder:
             self._loan(person, spec)
         for spec in case.applications:
             self._application(person, spec)
+        # Its own generator: adding shared data never changes the names and ID numbers above.
+        own = random.Random(f"{self.seed}:{case.key}")
+        self._bank_card(person, own)
+        self._shared_data(person, case, own)
         return person
+
+    def _bank_card(self, person: Person, rng: random.Random) -> None:
+        bank, prefix = rng.choice(BANKS)
+        body = prefix + "".join(rng.choice("0123456789") for _ in range(12))
+        self.session.add(BankCard(person_id=person.id, bank_name=bank, card_number=body + luhn_digit(body)))
+
+    def _shared_data(self, person: Person, case: dc.Case, rng: random.Random) -> None:
+        """The government data exchange's records for this person (fund.shared_data)."""
+        if case.purchase_contract and case.homes:
+            home = min(case.homes, key=lambda h: h.months_ago)
+            self.session.add(PurchaseContract(
+                person_id=person.id, contract_number=f"WQ{rng.randrange(10 ** 10):010d}", city=home.city,
+                signed_on=_months_ago(self.as_of, home.months_ago + 1), price=Decimal(home.price),
+                paid=money(Decimal(home.price) * Decimal("0.3"))))
+        if case.lease is not None:
+            start = _months_ago(self.as_of, case.lease.months_ago)
+            self.session.add(LeaseRegistration(
+                person_id=person.id, record_number=f"ZL{DISTRICT_CODES.get(case.city, '0000')}{rng.randrange(10 ** 8):08d}",
+                city=case.city, district=case.lease.district, start_on=start,
+                end_on=add_months(start, case.lease.months) - dt.timedelta(days=1),
+                monthly_rent=Decimal(case.lease.monthly_rent)))
+        if case.employment_ended_months_ago is not None:
+            self.session.add(EmploymentRecord(
+                person_id=person.id, employer=person.account.employer,
+                started_on=_months_ago(self.as_of, case.employment_ended_months_ago + case.deposit_months),
+                ended_on=_months_ago(self.as_of, case.employment_ended_months_ago), end_reason="劳动合同期满终止"))
+        for n, self_paid in enumerate(case.medical_bills, 1):
+            self.session.add(MedicalBill(
+                person_id=person.id, hospital=HOSPITALS.get(case.city, "定点医院（沙箱）"),
+                settled_on=_months_ago(self.as_of, 2 * n), total=Decimal(self_paid * 3), self_paid=Decimal(self_paid)))
+
+    def marriage(self, person: Person, spouse: Person) -> None:
+        registered = _months_ago(self.as_of, 60)
+        for one, other in ((person, spouse), (spouse, person)):
+            self.session.add(MarriageRegistration(person_id=one.id, spouse_id=other.id, registered_on=registered,
+                                                  status="married"))
 
     def _account(self, person: Person, case: dc.Case) -> None:
         base, ratio = Decimal(case.base), Decimal(case.ratio)
@@ -171,6 +226,8 @@ def seed(engine: Engine, seed_value: int = DEFAULT_SEED, as_of: Optional[dt.date
         for case in cases:
             if case.spouse_of:
                 people[case.key].spouse_id = people[case.spouse_of].id
+                if case.key < case.spouse_of:   # one registration per couple, for both
+                    seeder.marriage(people[case.key], people[case.spouse_of])
         session.commit()
         demo = [DemoPerson(case.key, p.name, p.id_number, p.birth_date, case.city, p.wechat_openid, p.branch)
                 for case, p in zip(cases, people.values())]
@@ -186,7 +243,33 @@ def demo_list(people: list[DemoPerson]) -> str:
     for n, p in enumerate(people, 1):
         lines.append(f"| {n} | {p.name} | {p.id_number} | {p.birth_date} | {p.city} | "
                      f"{p.openid or ''} | {p.branch} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + ONLINE_APPLICATIONS
+
+
+ONLINE_APPLICATIONS = """
+## 在线提取申请（共享数据与收款银行卡）
+
+每位演示人员都登记了一张虚构的收款银行卡（按卡号校验位生成，只以 `6217 **** **** 1234` 形式显示）。
+沙箱的共享数据表代替政务数据共享平台：不动产登记、婚姻登记（民政）、商品房网签备案、房屋租赁登记备案（住建）、
+劳动关系终止备案（人社）、医疗费用结算（医保）。下列人员的提取材料全部可从共享数据获取（免提交），
+可在线申请、由沙箱规则自动审批并到账：
+
+| 情形 | 提取类型 | 从共享数据获取的关键材料 |
+|---|---|---|
+| renter_mas（#2） | 租房提取 | 租赁登记备案（月租金1,800元，额度上限为12个月租金） |
+| flexible_worker（#28） | 租房提取 | 租赁登记备案（月租金1,500元） |
+| recent_buyer_small（#10）、second_home（#13） | 购房提取 | 商品房网签备案 |
+| retired_record（#15） | 退休提取 | 退休信息（人社）；已有一笔办理中的退休提取，重复申请会被拒绝 |
+| left_job_8m（#20） | 离职提取 | 劳动关系终止备案 |
+| illness_cz（#33） | 大病医疗提取 | 重大疾病记录与医疗费用结算（个人负担合计21,000元，为额度上限） |
+| fund_loan（#23）、commercial_loan（#24） | 偿还贷款提取 | 贷款信息 |
+
+缺少某项共享数据、需上传材料的人员（申请可以提交，但等待工作人员审核，不会自动审批）：
+renter_cz（#1，无租赁备案；且已有一笔办理中的租房提取）、left_job_local（#22，无劳动关系终止备案）、
+illness（#32，无医疗费用结算；已有办理中的申请）、buyer_hukou_city（#12，无网签备案）、
+retirement_age_no_record（#16，无退休记录）。租房但无租赁备案的人员（如 disabled_renter，#30）
+没有可核定的租房提取额度，暂不能在线申请。
+"""
 
 
 def main(argv: Optional[list[str]] = None) -> int:

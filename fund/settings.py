@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Optional
 
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -44,6 +44,13 @@ class CoreSettings(BaseSettings):
     core_code_ttl_s: int = 5 * 60        # one-time code
     core_lock_s: int = 15 * 60
     core_max_failures: int = 5
+    # Staff reviewers (X-Reviewer-Token): default dev-reviewer-token in development/test; unset in
+    # production means the review API answers 403 until a real token is configured.
+    core_reviewer_token: Optional[SecretStr] = Field(default=None, validate_default=True)
+    # Sandbox review rule: a complete 免提交 application is approved this long after submission,
+    # and any approved application is paid this long after approval.
+    core_auto_approve_s: int = Field(default=120, ge=0)
+    core_auto_pay_s: int = Field(default=300, ge=0)
 
     @property
     def rules_dir(self) -> Path:
@@ -64,10 +71,20 @@ class CoreSettings(BaseSettings):
     def _seed_outside_production_only(cls, value: Any, info: ValidationInfo) -> Any:
         return info.data.get("anju_env") != "production" if value in (None, "") else value
 
+    @field_validator("core_reviewer_token", mode="before")
+    @classmethod
+    def _dev_reviewer_outside_production(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in (None, ""):
+            return None if info.data.get("anju_env") == "production" else "dev-reviewer-token"
+        return value
+
     @model_validator(mode="after")
     def _no_placeholders_in_production(self) -> "CoreSettings":
         if not self.core_api_token.get_secret_value().strip():
             raise ValueError("CORE_API_TOKEN is empty: every business call would pass without a token")
+        reviewer = self.core_reviewer_token.get_secret_value() if self.core_reviewer_token else None
+        if reviewer is not None and reviewer == self.core_api_token.get_secret_value():
+            raise ValueError("CORE_REVIEWER_TOKEN equals CORE_API_TOKEN: every caller would be a reviewer")
         if self.anju_env != "production":
             return self
         problems = []
@@ -77,6 +94,8 @@ class CoreSettings(BaseSettings):
         if key.startswith(DEV_PREFIX) or len(key) < MIN_AUDIT_KEY_CHARS:
             problems.append(f"CORE_AUDIT_KEY is missing, short or a development placeholder, set a random "
                             f"secret of at least {MIN_AUDIT_KEY_CHARS} characters")
+        if reviewer is not None and reviewer.startswith(DEV_PREFIX):
+            problems.append("CORE_REVIEWER_TOKEN is a development placeholder (dev-…), set a real secret or unset it")
         if self.core_auto_seed:
             problems.append("CORE_AUTO_SEED must be false in production (it creates demo persons)")
         if problems:

@@ -9,6 +9,9 @@
 - A WeChat openid is bound to a person only right after an ID + SMS verification in the same
   conversation (a fresh sms person_ref, for the channel that verified), and can be unbound by
   the WeChat user at any time; an openid bound before to someone else moves, audited as such.
+- One-time codes have a purpose: "login" opens a session, "sign" signs one application (its
+  content digest is bound to the code); neither can stand in for the other. A wrong signing
+  code counts against the same lock as a wrong login code.
 - Every decision that changes something (code sent, failure counted, session opened) is
   audited in the same transaction as the change (AuditLog.append_in); refusals that change
   nothing (locked, expired challenge, unbound openid) are left to the caller's audit.
@@ -54,6 +57,12 @@ class ChallengeStarted:
     phone_masked: str
     expires_in_s: int
     audit_seq: Optional[int] = None
+
+
+class SignMismatch(CoreError):
+    """The signing code was sent for other content (kind, amount or declaration) than submitted."""
+
+    code = "sign_mismatch"
 
 
 class BindRefused(CoreError):
@@ -146,7 +155,7 @@ class IdentityService:
             challenge_id = "ch_" + secrets.token_hex(16)
             session.add(OtpChallenge(challenge_id=challenge_id, person_id=person.id, subject_key=key,
                                      channel_ref=channel_ref, code_hash=self._code_hash(challenge_id, code),
-                                     created_at=now, used=False,
+                                     created_at=now, used=False, purpose="login",
                                      expires_at=now + dt.timedelta(seconds=self.policy.code_ttl_s)))
             session.add(SmsOutbox(phone=person.phone, code=code, sent_at=now,
                                   text=f"【住房公积金】您的验证码为{code}，{self.policy.code_ttl_s // 60}分钟内有效。"
@@ -175,7 +184,8 @@ class IdentityService:
     def verify_code(self, challenge_id: str, code: str) -> VerifiedPerson:
         def work(session: Session) -> VerifiedPerson | CoreError:
             challenge = session.scalar(select(OtpChallenge).where(OtpChallenge.challenge_id == challenge_id))
-            if challenge is None or challenge.used or challenge.expires_at <= self._clock():
+            if challenge is None or challenge.used or challenge.expires_at <= self._clock() \
+                    or (challenge.purpose or "login") != "login":
                 raise ChallengeExpired()
             lock = self._lock_row(session, challenge.subject_key)
             self._raise_if_locked(lock)
@@ -197,6 +207,53 @@ class IdentityService:
         if isinstance(result, CoreError):
             raise result
         return result
+
+    # --- signing codes ---------------------------------------------------------------------
+    def start_sign_challenge(self, person_id: int, channel_ref: str, bound_to: str, what: str) -> ChallengeStarted:
+        """Sends a code that can sign only the content digested in `bound_to`; `what` (kind and
+        amount, no personal data) is told in the SMS so the citizen knows what the code signs."""
+        def work(session: Session) -> ChallengeStarted:
+            person = session.get(Person, person_id)
+            key = self.subject_key(person.id_number)
+            self._raise_if_locked(self._lock_row(session, key))
+            self._limit_codes(session, key)
+            now = self._clock()
+            code = f"{secrets.randbelow(10 ** 6):06d}"
+            challenge_id = "cs_" + secrets.token_hex(16)
+            session.add(OtpChallenge(challenge_id=challenge_id, person_id=person.id, subject_key=key,
+                                     channel_ref=channel_ref, code_hash=self._code_hash(challenge_id, code),
+                                     created_at=now, used=False, purpose="sign", bound_to=bound_to,
+                                     expires_at=now + dt.timedelta(seconds=self.policy.code_ttl_s)))
+            session.add(SmsOutbox(phone=person.phone, code=code, sent_at=now,
+                                  text=f"【住房公积金】您正在签署{what}，签署验证码为{code}，"
+                                       f"{self.policy.code_ttl_s // 60}分钟内有效。如非本人操作，请勿告诉他人。"))
+            seq = self._record(session, channel_ref, "identity.sign_challenge", person.id_number, "sent purpose=sign")
+            return ChallengeStarted(challenge_id, mask_phone(person.phone), self.policy.code_ttl_s, seq)
+
+        return write_transaction(self._sessions, work)
+
+    def check_sign_code(self, session: Session, challenge_id: str, code: str, person_id: int,
+                        bound_to: str) -> OtpChallenge | CoreError:
+        """Consumes a signing code inside the caller's transaction. A wrong code is counted and
+        audited and returned (not raised), so the caller can commit the count and nothing else."""
+        challenge = session.scalar(select(OtpChallenge).where(OtpChallenge.challenge_id == challenge_id))
+        if challenge is None or challenge.used or challenge.expires_at <= self._clock() \
+                or challenge.purpose != "sign" or challenge.person_id != person_id:
+            raise ChallengeExpired()
+        lock = self._lock_row(session, challenge.subject_key)
+        self._raise_if_locked(lock)
+        person = session.get(Person, person_id)
+        if not hmac.compare_digest(challenge.code_hash, self._code_hash(challenge_id, code.strip())):
+            left = self._fail(lock)
+            error = WrongCode(left) if left else IdentityLocked(self.policy.lock_s)
+            seq = self._record(session, challenge.channel_ref, "identity.sign", person.id_number,
+                               f"wrong_code attempts_left={left}" if left else "wrong_code locked")
+            return self._audited(error, seq)
+        if not hmac.compare_digest(challenge.bound_to or "", bound_to):
+            raise SignMismatch()
+        challenge.used = True
+        lock.failures = 0
+        return challenge
 
     def login_openid(self, openid: str, channel_ref: str) -> VerifiedPerson:
         def work(session: Session) -> VerifiedPerson:

@@ -174,23 +174,31 @@ def _max_amount(amount: rb.Amount, f: PersonFacts) -> Optional[Decimal]:
     basis = {"balance": f.balance,
              "home_price": min(f.balance, home.price) if home else Decimal(0),
              "loan_balance": min(f.balance, loan_balance),
+             "lease_rent": min(f.balance, f.lease_monthly_rent * 12) if f.lease_monthly_rent else None,
+             "medical_bills": min(f.balance, f.medical_self_paid) if f.medical_self_paid else f.balance,
              "none": f.balance if amount.cap is not None else None}[amount.basis]
     if basis is None:
         return None
     return min(basis, amount.cap) if amount.cap is not None else basis
 
 
-def _materials(rule: rb.KindRule, f: PersonFacts) -> tuple[list[str], list[str]]:
+def shared_materials(rule: rb.KindRule, f: PersonFacts) -> tuple[list[tuple[str, str]], list[str]]:
+    """(name, shared-data source) of each material on file (免提交), and the names to upload."""
     present = {"identity": True, "home_ownership": True, "marriage": True, "deposits": True,
                "loan": bool(f.loans), "retirement": f.retired_on is not None,
-               "illness": f.serious_illness}
+               "illness": f.serious_illness, **{source: True for source in f.shared_records}}
     auto, upload = [], []
     for material in rule.materials:
-        if material.shared and present[material.shared]:
-            auto.append(material.name)
+        if material.shared and present.get(material.shared, False):
+            auto.append((material.name, material.shared))
         else:
             upload.append(material.upload_name or material.name)
     return auto, upload
+
+
+def _materials(rule: rb.KindRule, f: PersonFacts) -> tuple[list[str], list[str]]:
+    auto, upload = shared_materials(rule, f)
+    return [name for name, _ in auto], upload
 
 
 def evaluate(rules: rb.CityRules, kind: str, facts: PersonFacts) -> WithdrawalResult:

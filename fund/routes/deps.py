@@ -8,6 +8,7 @@ from typing import Annotated, Iterator
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from fund.applications import ApplicationService
 from fund.audit import AuditLog
 from fund.clock import Clock, china_date
 from fund.rulebook import Rulebook
@@ -23,6 +24,7 @@ class Core:
     audit: AuditLog
     rulebook: Rulebook
     clock: Clock
+    applications: ApplicationService
 
     def today(self) -> dt.date:
         return china_date(self.clock())

@@ -27,6 +27,17 @@ MESSAGES: dict[str, tuple[int, str]] = {
     "vault_unavailable": (503, "服务暂时不可用，请稍后再试。"),
     "policy_error": (500, "政策数据暂不可用，请稍后再试。"),
     "idempotency_conflict": (409, "该幂等键已用于内容不同的审计记录。"),
+    "not_eligible": (409, "目前不符合该项提取的条件，不能提交申请。"),
+    "amount_unavailable": (409, "该提取类型的可提取额度需由工作人员核定，暂不能在线申请，请到服务大厅办理或转人工。"),
+    "amount_over_max": (422, "申请金额超过本次最多可提取的金额，请调整金额。"),
+    "insufficient_balance": (409, "账户可用余额不足（已扣除办理中的提取申请），请调整金额。"),
+    "application_open": (409, "您已有一笔同类提取申请正在办理，请等待办结或先撤销后再申请。"),
+    "no_bank_card": (409, "未查询到您登记的收款银行卡，请携带身份证和银行卡到服务大厅登记后再申请。"),
+    "application_not_found": (404, "未查询到该申请。"),
+    "not_cancellable": (409, "申请已进入审核或已办结，不能撤销；如需帮助请转人工。"),
+    "invalid_transition": (409, "该申请当前状态不能执行此操作。"),
+    "idempotency_key_reused": (409, "该幂等键已用于另一笔申请，请为新的确认使用新的幂等键。"),
+    "sign_mismatch": (409, "验证码与本次申请的类型或金额不符，请重新获取签署验证码。"),
 }
 TOKEN_EXPIRED_MESSAGES = {"id": "请重新输入身份证号。", "ph": "请重新输入手机号码。", "nm": "请重新输入姓名。",
                           "cd": "请重新输入银行卡号。"}
@@ -46,8 +57,8 @@ def error_response(request: Request, code: str, status: int | None = None, messa
 def install(app: FastAPI) -> None:
     @app.exception_handler(CoreError)
     async def _core_error(request: Request, exc: CoreError) -> JSONResponse:
-        extra: dict = {}
-        message = None
+        extra: dict = dict(getattr(exc, "extra", None) or {})   # e.g. max_amount, reasons
+        message = getattr(exc, "message", None)
         if isinstance(exc, WrongCode):
             extra["attempts_left"] = exc.attempts_left
             message = f"验证码不正确，还可以尝试{exc.attempts_left}次。"

@@ -64,4 +64,6 @@ def withdrawal_check(person_ref: PersonRef, core: CoreDep, session: DbSession, r
 @router.get("/{person_ref}/applications")
 def applications(person_ref: PersonRef, core: CoreDep, session: DbSession, request: Request) -> dict:
     person = verified_person(core, session, person_ref, request)
+    if core.applications.refresh(person.id):   # the sandbox review rule, applied on read
+        session.expire_all()
     return {"applications": applications_view(session, person.id)}
