@@ -20,6 +20,7 @@ from gateway.faq_fallback import FaqFallback
 from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
 from gateway.handoff.retention import RecordingRetention
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
+from gateway.metrics import Metrics
 from gateway.rasa_client import RasaClient
 from gateway.security_headers import SecurityHeaders
 from gateway.sessions import SessionStore
@@ -40,13 +41,14 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                          socket_timeout=5, socket_connect_timeout=2)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s,
                                     gateway_token=settings.rasa_gateway_token.get_secret_value())
+        app.state.metrics = Metrics()
         app.state.faq_fallback = FaqFallback.from_files(
             settings.faq_fallback_nlu_dir, settings.faq_fallback_policy_dir, settings.core_url,
             settings.core_api_token.get_secret_value(), settings.audit_timeout_s)
         app.state.conversation = Conversation(app.state.rasa, settings.chat_max_chars, app.state.redis,
                                               actions_alive=lambda: health.http_ok(settings.action_server_url + "/health",
                                                                                    settings.health_timeout_s),
-                                              fallback=app.state.faq_fallback)
+                                              fallback=app.state.faq_fallback, metrics=app.state.metrics)
         app.state.sessions = SessionStore(app.state.redis, settings.session_idle_ttl_s, settings.session_verified_idle_s)
         app.state.limiter = RateLimiter(app.state.redis)
         app.state.audit = AuditClient(app.state.redis, settings.core_url, settings.core_api_token.get_secret_value(),
@@ -117,6 +119,7 @@ def start_video_handoff(app: FastAPI, settings: Settings) -> None:
                               asyncio.ensure_future(retention.run())]
     app.state.staff_auth = StaffAuth(app.state.redis, settings.staff_accounts, settings.staff_session_ttl_s,
                                      idle_ttl_s=settings.staff_session_idle_s)
+    app.state.metrics.probe_queue_with(desk.queue_figures)
     app.state.conversation.handoff = video.HandoffHook(desk, app.state.limiter, Rate.parse(settings.rate_priority_ip))
 
 

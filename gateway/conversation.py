@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from gateway import keys
 from gateway.faq_fallback import FaqFallback
+from gateway.metrics import Metrics, channel_of, outcome_of
 from gateway.privacy import mask_text
 from gateway.rasa_client import RasaClient, RasaUnavailable
 from gateway.vault import tokenize
@@ -76,14 +77,16 @@ def client_metadata(metadata: Any) -> dict[str, Any]:
 # Markers the actions send as custom payloads for the gateway, never shown to the citizen.
 EXPECTS = "expects"                    # {"type": "expects", "slot": "person_name"}: the next answer is a name
 IDENTITY_VERIFIED = "identity_verified"  # verification just succeeded: the channel rotates the session
+CLARIFY = "clarify"                      # the bot asked which topic was meant (a metric)
 EXPECTS_NAME_TTL_S = 10 * 60
 
 
 class Conversation:
     def __init__(self, rasa: RasaClient, max_chars: int, redis,
                  actions_alive: Optional[Callable[[], Awaitable[bool]]] = None,
-                 fallback: Optional[FaqFallback] = None):
+                 fallback: Optional[FaqFallback] = None, metrics: Optional[Metrics] = None):
         self._rasa = rasa
+        self.metrics = metrics or Metrics()
         # Answers FAQ questions from the knowledge base while Rasa or the action server cannot.
         self._fallback = fallback
         self._max_chars = max_chars
@@ -104,6 +107,22 @@ class Conversation:
         priority and never reaches Rasa. A message with custom type IDENTITY_VERIFIED in
         the result tells the channel to rotate the session.
         """
+        with self.metrics.timed_turn(sender_id):
+            try:
+                messages, outcome = await self._turn(sender_id, text, metadata, trusted_metadata, client_ip)
+            except ChatInputError:
+                self.metrics.count_turn(sender_id, "refused")
+                raise
+            except BotUnavailable:
+                self.metrics.count_turn(sender_id, "unavailable")
+                raise
+        self.metrics.count_turn(sender_id, outcome)
+        if any((m.custom or {}).get("type") == "handoff_queued" for m in messages):
+            self.metrics.handoffs.labels(channel_of(sender_id)).inc()
+        return messages
+
+    async def _turn(self, sender_id: str, text: Any, metadata: Any, trusted_metadata: Optional[dict[str, Any]],
+                    client_ip: str) -> tuple[list[BotMessage], str]:
         text = validate_text(text, self._max_chars)
         metadata = {**client_metadata(metadata), **(trusted_metadata or {})}
         try:
@@ -112,23 +131,27 @@ class Conversation:
             text = await tokenize(self._redis, text, expecting_name=expecting_name)
         except RedisError as exc:
             logger.warning("chat.vault.unavailable error=%s", type(exc).__name__)
+            self.metrics.failed("redis")
             raise BotUnavailable() from exc
         logger.info("chat.turn sender=%s chars=%d text=%s", sender_id, len(text), mask_text(text)[:40])
         if self.handoff is not None and await self.handoff.route_citizen_message(sender_id, text):
-            return []
+            return [], "to_staff"
         try:
             raw = await self._rasa.send(sender_id, text, metadata)
         except RasaUnavailable:
-            raw = await self._without_the_bot(text)
-        else:
-            if not raw and self._actions_alive is not None and not await self._actions_alive():
-                logger.warning("chat.actions.unavailable")
-                raw = await self._without_the_bot(text)
+            self.metrics.failed("rasa")
+            return [to_bot_message(m) for m in await self._without_the_bot(text)], "knowledge_base"
+        if not raw and self._actions_alive is not None and not await self._actions_alive():
+            logger.warning("chat.actions.unavailable")
+            self.metrics.failed("actions")
+            return [to_bot_message(m) for m in await self._without_the_bot(text)], "knowledge_base"
         messages = [to_bot_message(m) for m in raw]
+        outcome = outcome_of(messages)
         messages = await self._take_markers(sender_id, messages)
         if self.handoff is not None:
-            messages = await self.handoff.after_bot_reply(sender_id, text, metadata, messages, client_ip)
-        return messages
+            messages = await self.handoff.after_bot_reply(sender_id, text, metadata, messages, client_ip,
+                                                          clarified=outcome == "clarified")
+        return messages, outcome
 
     async def _without_the_bot(self, text: str) -> list[dict[str, Any]]:
         """The knowledge base's answer to an FAQ question, or BotUnavailable (503 with the hotline)."""
@@ -142,6 +165,8 @@ class Conversation:
         kept = []
         for message in messages:
             custom = message.custom or {}
+            if custom.get("type") == CLARIFY and not message.text:
+                continue  # counted by the metrics; nothing for the citizen
             if custom.get("type") == EXPECTS and not message.text:
                 if custom.get("slot") == "person_name":
                     await self._redis.set(keys.chat_expects_name(sender_id), "1", ex=EXPECTS_NAME_TTL_S)

@@ -113,6 +113,11 @@ def stats_senders(day: str) -> str:
     return f"anju:stats:senders:{day}"
 
 
+def stats_clarified(day: str) -> str:
+    """Sorted set: masked question text -> times the bot had to ask which topic was meant that day."""
+    return f"anju:stats:clarified:{day}"
+
+
 def stats_unanswered(day: str) -> str:
     """Sorted set: masked question text -> times the bot could not answer it that day."""
     return f"anju:stats:unanswered:{day}"

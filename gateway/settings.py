@@ -85,6 +85,8 @@ class Settings(BaseSettings):
     # indexed from the bot's own examples, answers fetched from the core.
     faq_fallback_nlu_dir: Path = ROOT / "nlu_data"
     faq_fallback_policy_dir: Path = ROOT / "fund" / "policy"
+    # GET /metrics (Prometheus) with this bearer token; off (404) while empty.
+    metrics_token: SecretStr = SecretStr("")
 
     # Video handoff (gateway/handoff/, video/). Hours are local time in handoff_timezone.
     handoff_timezone: str = "Asia/Shanghai"
@@ -157,6 +159,9 @@ class Settings(BaseSettings):
             clear = value.get_secret_value()
             if clear.startswith("dev-") or len(clear) < 16:
                 raise ValueError(f"{name} must be set to a real secret (16+ characters) in production")
+        metrics_token = self.metrics_token.get_secret_value()
+        if metrics_token and (metrics_token.startswith("dev-") or len(metrics_token) < 16):
+            raise ValueError("METRICS_TOKEN must be a real secret (16+ characters) in production, or empty")
         dev_names = {a.username for a in DEV_STAFF_ACCOUNTS}
         dev_secrets = {a.totp_secret.get_secret_value() for a in DEV_STAFF_ACCOUNTS}
         if any(a.username in dev_names or a.totp_secret.get_secret_value() in dev_secrets for a in self.staff_accounts):

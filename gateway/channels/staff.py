@@ -2,16 +2,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import httpx
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 from redis.exceptions import ResponseError
 
 from gateway.deps import RasaDep, RedisDep
 from gateway.limits import client_ip
 from gateway.handoff import HandoffError, Ticket
+from gateway.handoff.figures import MAX_PERIOD_DAYS
 from gateway.privacy import mask_text
 from gateway.rasa_client import RasaUnavailable
 from gateway.vault import reveal_masked
@@ -202,5 +203,8 @@ async def reprioritise(ticket_id: str, body: Priority, request: Request, staff: 
 
 
 @router.get("/stats")
-async def stats(request: Request, supervisor: Supervisor) -> dict:
-    return await _desk(request).figures.today()
+async def stats(request: Request, supervisor: Supervisor,
+                days: Annotated[Optional[int], Query(ge=1, le=MAX_PERIOD_DAYS)] = None) -> dict:
+    """Today's figures; with `days`, the last `days` days' (containment, handoff rate, wait, top questions)."""
+    figures = _desk(request).figures
+    return await figures.period(days) if days else await figures.today()

@@ -56,7 +56,7 @@ class HandoffHook:
         return await self._desk.route_citizen_message(sender_id, text)
 
     async def after_bot_reply(self, sender_id: str, text: str, metadata: dict[str, Any],
-                              messages: list[BotMessage], client_ip: str = "") -> list[BotMessage]:
+                              messages: list[BotMessage], client_ip: str = "", clarified: bool = False) -> list[BotMessage]:
         out, unanswered = [], False
         for message in messages:
             kind = (message.custom or {}).get("type")
@@ -70,7 +70,7 @@ class HandoffHook:
                 out.extend(await self.start(sender_id, priority, reason))
             else:
                 out.append(self.with_staff_hours(message))
-        await self._desk.figures.record_turn(sender_id, text, unanswered)
+        await self._desk.figures.record_turn(sender_id, text, unanswered, clarified)
         if metadata.get("elder_mode") and not any((m.custom or {}).get("type", "").startswith("handoff") for m in out):
             if await self._desk.appointments.mark_offered(sender_id):
                 out.append(offer_message("elder_mode"))

@@ -129,6 +129,12 @@ class HandoffDesk:
         """The wait of a citizen who joins the queue now: the appointment book's reason to offer a slot."""
         return await self.eta_s(await self._r.zcard(keys.handoff_queue()) + 1)
 
+    async def queue_figures(self) -> tuple[int, float]:
+        """(citizens waiting now, the longest current wait in seconds), for /metrics."""
+        tickets = await self.waiting()
+        now = self.clock.ms()
+        return len(tickets), max(((now - t.created_ms) / 1000 for t in tickets), default=0.0)
+
     async def waiting(self) -> list[Ticket]:
         await self.purge_abandoned()
         ids = await self._r.zrange(keys.handoff_queue(), 0, -1)

@@ -223,6 +223,34 @@ async def test_todays_figures(redis):
     assert figures["top_unanswered"] == [{"text": "我的身份证340***********1234怎么办", "count": 2}]
 
 
+async def test_a_weeks_figures_add_the_days_up_and_merge_the_top_questions(redis):
+    desk, clock = make_desk(redis)
+    day = 24 * 3600
+    clock.t -= 8 * day  # outside a 7-day period
+    await desk.figures.record_turn("web-old", "早就问过的问题", unanswered=True)
+    clock.t += 2 * day  # 6 days ago: inside
+    await desk.figures.record_turn("web-a", "公积金能买车吗", unanswered=True)
+    await desk.figures.record_turn("web-a", "公积金", unanswered=False, clarified=True)
+    t = await desk.enqueue("web-a", priority=False, reason="request")
+    clock.t += 60
+    await desk.accept(t.id, "s1")
+    clock.t += 6 * day - 60  # today
+    for sender in ("web-a", "web-b", "web-c", "web-d"):
+        await desk.figures.record_turn(sender, "你好", unanswered=False)
+    await desk.figures.record_turn("web-b", "公积金能买车吗", unanswered=True)
+    t = await desk.enqueue("web-b", priority=False, reason="request")
+    clock.t += 120
+    await desk.accept(t.id, "s1")
+    week = await desk.figures.period(7)
+    assert week["days"] == 7 and len(week["per_day"]) == 7
+    assert week["chats"] == 4 and week["handoffs"] == 2 and week["turns"] == 7
+    assert week["containment_rate"] == 0.5 and week["handoff_rate"] == 0.5 and week["average_wait_s"] == 90.0
+    assert week["top_unanswered"] == [{"text": "公积金能买车吗", "count": 2}]
+    assert week["top_clarified"] == [{"text": "公积金", "count": 1}] and week["clarified"] == 1
+    assert (await desk.figures.period(9))["top_unanswered"][-1]["text"] == "早就问过的问题"
+    assert (await desk.figures.period(1000))["days"] == 31
+
+
 async def test_the_citizens_socket_wakes_as_soon_as_staff_accept(redis):
     desk, _ = make_desk(redis)
     t = await desk.enqueue("web-a", priority=False, reason="request")
