@@ -10,13 +10,14 @@ import sys
 
 from actions.server import serve
 from actions.settings import SettingsError, get_settings
+from bot.observability import configure_logging
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m actions", description="Runs Anju's action server.")
     parser.add_argument("--port", type=int, default=5055)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("INFO")
     try:
         settings = get_settings()
         settings.check_for_start()

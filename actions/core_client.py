@@ -13,6 +13,7 @@ from typing import Any, Dict, Optional
 import aiohttp
 
 from actions.settings import get_settings
+from bot.observability import REQUEST_ID_HEADER, current_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,8 @@ async def _request(method: str, path: str, *, params: Optional[Dict[str, Any]] =
                    json: Optional[Dict[str, Any]] = None) -> Any:
     settings = get_settings()
     headers = {"Authorization": f"Bearer {settings.core_api_token}"} if settings.core_api_token else {}
+    if current_request_id():
+        headers[REQUEST_ID_HEADER] = current_request_id()
     timeout = aiohttp.ClientTimeout(total=settings.core_timeout_s)
     clean_params = {k: v for k, v in (params or {}).items() if v is not None}
     async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:

@@ -22,6 +22,7 @@ from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from actions.settings import ActionSettings, get_settings
+from bot.observability import NO_REQUEST, REQUEST_ID, REQUEST_ID_METADATA, accepted_request_id
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,8 @@ def _limit_webhook(app: Sanic, deadline_s: float) -> None:
     handler = route.handler
 
     async def webhook_with_deadline(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        # The gateway's request id for this turn, from the message metadata: core calls carry it on.
+        REQUEST_ID.set(turn_request_id(_action_call(request)) or NO_REQUEST)
         try:
             return await asyncio.wait_for(handler(request, *args, **kwargs), timeout=deadline_s)
         except asyncio.TimeoutError:
@@ -82,6 +85,13 @@ def _action_call(request: Request) -> Dict[str, Any]:
     except Exception:  # a compressed or broken body: the SDK handler dealt with it already
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def turn_request_id(call: Dict[str, Any]) -> Optional[str]:
+    tracker = call.get("tracker") if isinstance(call.get("tracker"), dict) else {}
+    latest = tracker.get("latest_message") if isinstance(tracker.get("latest_message"), dict) else {}
+    metadata = latest.get("metadata") if isinstance(latest.get("metadata"), dict) else {}
+    return accepted_request_id(metadata.get(REQUEST_ID_METADATA))
 
 
 def timeout_result(call: Dict[str, Any]) -> Dict[str, Any]:

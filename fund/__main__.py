@@ -8,6 +8,7 @@ import sys
 import uvicorn
 from pydantic import ValidationError
 
+from bot.observability import configure_logging
 from fund.api import create_app
 from fund.settings import describe, get_settings
 
@@ -20,7 +21,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args()
     # The core masks personal data where it writes it (fund/privacy.py); no clear values are logged.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging("INFO")
     try:
         settings = get_settings()
     except ValidationError as exc:  # one line naming the setting, not a traceback

@@ -17,6 +17,7 @@ import redis
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from bot.observability import NO_REQUEST, REQUEST_ID, REQUEST_ID_HEADER, accepted_request_id
 from fund import seed as seeding
 from fund.anchor import AnchorFile
 from fund.applications import ApplicationService, ReviewRule, load_declaration
@@ -95,6 +96,8 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
 
     @app.middleware("http")
     async def audit_every_call(request: Request, call_next):
+        # The caller's request id (gateway or actions) marks this process's log lines for the turn.
+        REQUEST_ID.set(accepted_request_id(request.headers.get(REQUEST_ID_HEADER)) or NO_REQUEST)
         if request.url.path == "/healthz":
             return await call_next(request)
         response = await call_next(request)

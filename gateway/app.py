@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from gateway.audit_client import AuditClient, AuditError
 from gateway.channels import health, staff, video, web, wechat_callback, wechat_miniprogram
+from gateway.channels import speech_api, voice
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
 from gateway.faq_fallback import FaqFallback
 from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
@@ -22,6 +23,7 @@ from gateway.handoff.retention import RecordingRetention
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
 from gateway.metrics import Metrics
 from gateway.rasa_client import RasaClient
+from gateway.request_ids import RequestIds
 from gateway.security_headers import SecurityHeaders
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, get_settings
@@ -55,7 +57,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                       settings.audit_timeout_s)
         start_video_handoff(app, settings)
         app.state.wechat = WeChat(settings, app.state.redis, app.state.conversation, app.state.sessions,
-                                  app.state.limiter)
+                                  app.state.limiter, desk=app.state.video.desk)
         wechat_worker = app.state.wechat.start()
         drainer = asyncio.ensure_future(app.state.audit.run_drainer(settings.audit_drain_interval_s))
         logger.info("gateway.started env=%s", settings.anju_env)
@@ -81,12 +83,15 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
         "/api/chat": settings.limit_body_chat_bytes, "/api/wx/chat": settings.limit_body_chat_bytes,
         "/api/video/offer": settings.limit_body_sdp_bytes, "/wechat/callback": settings.limit_body_wechat_bytes})
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(RequestIds)  # outermost: every answer, errors included, names its request id
     app.include_router(health.router)
     app.include_router(web.router)
     app.include_router(video.router)
     app.include_router(staff.router)
     app.include_router(wechat_miniprogram.router)
     app.include_router(wechat_callback.router)
+    app.include_router(speech_api.router)
+    app.include_router(voice.router)
 
     @app.get("/console", include_in_schema=False)
     async def staff_console() -> FileResponse:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from redis.exceptions import RedisError
 
+from bot.observability import REQUEST_ID, REQUEST_ID_METADATA, current_request_id, new_request_id
 from gateway import keys
 from gateway.faq_fallback import FaqFallback
 from gateway.metrics import Metrics, channel_of, outcome_of
@@ -107,6 +108,17 @@ class Conversation:
         priority and never reaches Rasa. A message with custom type IDENTITY_VERIFIED in
         the result tells the channel to rotate the session.
         """
+        # One id for the turn through Rasa, the actions and the core (HTTP requests bring theirs).
+        request_id = current_request_id() or new_request_id()
+        reset = REQUEST_ID.set(request_id)
+        trusted_metadata = {**(trusted_metadata or {}), REQUEST_ID_METADATA: request_id}
+        try:
+            return await self._measured_turn(sender_id, text, metadata, trusted_metadata, client_ip)
+        finally:
+            REQUEST_ID.reset(reset)
+
+    async def _measured_turn(self, sender_id: str, text: Any, metadata: Any, trusted_metadata: dict[str, Any],
+                             client_ip: str) -> list[BotMessage]:
         with self.metrics.timed_turn(sender_id):
             try:
                 messages, outcome = await self._turn(sender_id, text, metadata, trusted_metadata, client_ip)

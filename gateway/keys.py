@@ -216,3 +216,26 @@ def wechat_choices(sender_id: str) -> str:
 def wechat_muted(openid_digest: str) -> str:
     """Set when WeChat refused more messages to a user (45015/45047); sending stops until they write again."""
     return f"anju:wechat:muted:{openid_digest}"
+
+
+WECHAT_CARD_THUMB_TTL_S = 60 * 3600   # WeChat keeps an uploaded temporary image for 3 days
+
+
+def wechat_card_thumb() -> str:
+    """media_id of the video card's cover image, uploaded once and reused until shortly before WeChat drops it."""
+    return "anju:wechat:card_thumb"
+
+
+def wechat_relays() -> str:
+    """Set of handoff tickets whose citizen came through the message push and hears about them there."""
+    return "anju:wechat:relays"
+
+
+def wechat_relay(ticket_id: str) -> str:
+    """Hash: the relayed citizen's openid and how far they were told (stream ids, queue position, state)."""
+    return f"anju:wechat:relay:{ticket_id}"
+
+
+def wechat_relay_lease(ticket_id: str) -> str:
+    """Held (a few seconds, renewed) by the one gateway process that relays a ticket to WeChat."""
+    return f"anju:wechat:relay_lease:{ticket_id}"

@@ -139,6 +139,24 @@ class Settings(BaseSettings):
     wechat_timeout_s: float = 5.0
     limit_body_wechat_bytes: int = 64 * 1024
 
+    # Speech (gateway/voice/): recognition only through the speech server (python -m speech,
+    # vosk-server protocol, secret in ?secret=); espeak-ng text-to-speech in this process.
+    speech_url: str = "ws://127.0.0.1:2700"
+    speech_secret: SecretStr = SecretStr("")
+    speech_timeout_s: float = 20.0
+    speech_max_frame_bytes: int = 32000  # 1 s of 16 kHz PCM16 per binary frame
+    speech_max_audio_s: float = 60.0  # one dictation on /ws/speech
+    tts_voice: str = "cmn-latn-pinyin"
+    tts_max_chars: int = 500
+    rate_speech_session: str = "30/60"  # /api/tts and /ws/speech, each counted apart from chat
+    rate_speech_ip: str = "300/60"
+    # The hotline (/ws/voice): silence prompts once then hangs up; calls end at the maximum length.
+    voice_silence_timeout_s: float = 10.0
+    voice_max_call_s: float = 30 * 60
+    voice_playback_lead_ms: int = 300  # reply audio is sent this far ahead of real time
+    voice_dtmf_menu_wait_s: float = 2.0  # a lone key with nothing after it is a menu choice
+    voice_dtmf_entry_timeout_s: float = 5.0  # a digit entry without `#` ends after this pause
+
     @model_validator(mode="after")
     def _wechat_aes_key_shape(self) -> "Settings":
         key = self.wechat_aes_key.get_secret_value()

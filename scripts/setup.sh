@@ -149,6 +149,31 @@ ensure_speech_model() {  # assembles Whisper base (faster-whisper format) once; 
   touch "$dest/.anju-complete"
 }
 
+ensure_node_packages() {  # the mini-program's test packages (jest, miniprogram-simulate); sets MINIPROGRAM_NODE_MODULES
+  # Installed with `npm ci` once per hash of miniprogram/package-lock.json into the cache, outside the
+  # clone; miniprogram/node_modules (git-ignored) is a link to it. The marker is written last.
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    step "Installing Debian packages: nodejs npm"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -q
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+  fi
+  local dir="$CACHE/node-miniprogram-$(hash_of miniprogram/package-lock.json)"
+  if [ ! -f "$dir/.anju-complete" ]; then
+    step "Installing the mini-program's npm packages into $dir (once per package-lock.json)"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$ROOT/miniprogram/package.json" "$ROOT/miniprogram/package-lock.json" "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --cache "$CACHE/npm-cache" >&2) \
+      || die "npm ci could not install the mini-program's packages (see above); nothing was cached"
+    touch "$dir/.anju-complete"
+  fi
+  ln -sfn "$dir/node_modules" "$ROOT/miniprogram/node_modules"
+  MINIPROGRAM_NODE_MODULES="$dir/node_modules"
+  export MINIPROGRAM_NODE_MODULES
+}
+
 ensure_all() {
   ensure_debian_packages
   ensure_app_venv

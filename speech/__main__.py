@@ -8,6 +8,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bot.observability import configure_logging
 from speech.errors import SpeechError
 from speech.server import DEFAULT_MAX_FRAME_BYTES, SpeechServer
 from speech.vocabulary import DEFAULT_TERMS
@@ -81,7 +82,7 @@ async def _serve(args: argparse.Namespace, secret: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(args.log_level)
     secret = args.secret if args.secret is not None else args.secret_file.read_text(encoding="utf-8").strip()
     if not secret:
         log.error("speech.server.refused reason=empty_secret")

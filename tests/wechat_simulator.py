@@ -1,13 +1,14 @@
 """A local stand-in for api.weixin.qq.com, and WeChat's side of the message push, for tests.
 
-`WeChatSimulator` serves the three calls the gateway makes (jscode2session, cgi-bin/token and
-cgi-bin/message/custom/send) over real HTTP on a free port (uvicorn in a thread, like the fake
+`WeChatSimulator` serves the calls the gateway makes (jscode2session, cgi-bin/token,
+cgi-bin/media/upload for a card's cover and cgi-bin/message/custom/send) over real HTTP on a free port (uvicorn in a thread, like the fake
 Rasa of tests/browser/test_video_handoff.py), records every call, and can expire the current
 access_token or make a user unreachable. `push_body` builds a callback as WeChat would send it:
 plaintext or safe mode (AES-256-CBC via wechatpy), XML or JSON.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
 import json
@@ -32,6 +33,7 @@ class Call:
     path: str
     params: dict
     body: Optional[dict] = None
+    at: float = field(default_factory=time.monotonic)   # when the call arrived (benches)
 
 
 @dataclass
@@ -42,6 +44,8 @@ class WeChatSimulator:
     codes: dict[str, str] = field(default_factory=dict)       # login code -> openid (each usable once)
     unreachable: dict[str, int] = field(default_factory=dict)  # openid -> errcode for custom/send
     valid_tokens: set[str] = field(default_factory=set)
+    media: set[str] = field(default_factory=set)               # media_ids uploaded (a card must name one)
+    send_delay_s: float = 0.0                                  # how long custom/send takes (benches)
     _serial: itertools.count = field(default_factory=lambda: itertools.count(1))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -90,16 +94,34 @@ class WeChatSimulator:
                 self.valid_tokens = {issued}   # a new token invalidates the one before, as WeChat does
             return {"access_token": issued, "expires_in": 7200}
 
+        @app.post("/cgi-bin/media/upload")
+        async def upload(request: Request) -> dict:
+            q = dict(request.query_params)
+            raw = await request.body()   # multipart: one part named "media" holding the image
+            is_image = b'name="media"' in raw and (b"\x89PNG\r\n" in raw or b"\xff\xd8\xff" in raw)
+            self.calls.append(Call("/cgi-bin/media/upload", q, {"bytes": len(raw), "type": q.get("type")}))
+            if q.get("access_token") not in self.valid_tokens:
+                return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
+            if q.get("type") != "image" or not is_image:
+                return {"errcode": 40004, "errmsg": "invalid media type"}
+            media_id = f"media-{next(self._serial)}"
+            self.media.add(media_id)
+            return {"type": "image", "media_id": media_id, "created_at": int(time.time())}
+
         @app.post("/cgi-bin/message/custom/send")
         async def send(request: Request) -> dict:
             q = dict(request.query_params)
             body = json.loads(await request.body())
             call = Call("/cgi-bin/message/custom/send", q, body)
             self.calls.append(call)
+            if self.send_delay_s:
+                await asyncio.sleep(self.send_delay_s)
             if q.get("access_token") not in self.valid_tokens:
                 return {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid or not latest"}
             if body.get("touser") in self.unreachable:
                 return {"errcode": self.unreachable[body["touser"]], "errmsg": "response out of time limit"}
+            if body.get("msgtype") == "miniprogrampage" and body["miniprogrampage"].get("thumb_media_id") not in self.media:
+                return {"errcode": 40007, "errmsg": "invalid media_id"}
             q["_accepted"] = True
             return {"errcode": 0, "errmsg": "ok"}
 

@@ -1,12 +1,14 @@
 // Staff console: login (password + TOTP), live queue, accept, video call, transcript, chat, the
 // citizen's answer to the recording notice, end with an internal note and a summary for the citizen
 // (previewed as the citizen will read it); supervisors also see today's figures. The session token
-// lives in sessionStorage only.
+// lives in sessionStorage only. In a call the citizen's video can be enlarged, and captions turned on
+// where the server offers them (issue 18: the accept answer's captions_available, message events
+// {event: "captions", available} and {event: "caption", from, text}, POST .../captions {on}).
 (function () {
   "use strict";
   const $ = function (id) { return document.getElementById(id); };
   const state = { token: sessionStorage.getItem("anju.staff.token") || "", role: sessionStorage.getItem("anju.staff.role") || "",
-                  ticket: null, pc: null, after: "0", timers: [], consent: null };
+                  ticket: null, pc: null, after: "0", timers: [], consent: null, captions: { available: false, on: false } };
   const CONSENT = { pending: "等待市民确认录像告知…", agreed: "市民已同意录像", declined: "市民未同意录像：请用文字交流" };
   // The case card in words a clerk reads: the bot's slot names and values, never raw internal fields.
   const SLOT_LABELS = { city: "缴存城市", elderly: "60岁以上老人", disabled: "残障人士", verified: "身份已核验", faq_topic: "咨询的问题" };
@@ -95,6 +97,8 @@
       $("call").hidden = false;
       $("chat").replaceChildren();
       renderCase(r.ticket);
+      setLarge(false);
+      setCaptionsAvailable(!!r.captions_available);
       $("transcript").replaceChildren.apply($("transcript"), r.transcript.map(function (l) {
         return li((l.from === "bot" ? "机器人：" : "市民：") + l.text, "from-" + l.from);
       }));
@@ -187,6 +191,8 @@
         r.messages.forEach(function (m) {
           state.after = m.id;
           if (m.event === "consent") { state.consent = m.consent; showConsent(); }
+          if (m.event === "captions") { setCaptionsAvailable(!!m.available); return; }
+          if (m.event === "caption") { addCaption(m.from, m.text); return; }
           const who = { citizen: "市民：", staff: "我：", system: "" }[m.from] || "";
           $("chat").append(li(who + m.text, "from-" + m.from));
         });
@@ -206,7 +212,44 @@
 
   function showPreview() { $("summary-preview").textContent = citizenSummary($("summary").value); }
 
+  function setLarge(large) {
+    $("videos").classList.toggle("videos--large", large);
+    $("enlarge").setAttribute("aria-pressed", String(large));
+    $("enlarge").textContent = large ? "缩小市民画面" : "放大市民画面";
+  }
+
+  function setCaptionsAvailable(available) {
+    state.captions.available = available;
+    $("captions-toggle").hidden = !available;
+    if (!available) showCaptions(false);
+  }
+
+  function showCaptions(on) {
+    state.captions.on = on;
+    $("captions-toggle").textContent = on ? "关闭字幕" : "打开字幕";  // the label says what a press does
+    $("captions").hidden = !on;
+    if (!on) $("captions").replaceChildren();
+  }
+
+  function toggleCaptions() {
+    const on = !state.captions.on;
+    if (state.ticket) {
+      api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/captions", { on: on }).catch(function (e) { notice(e.message); });
+    }
+    showCaptions(on);
+  }
+
+  function addCaption(from, text) {
+    if (!state.captions.on || !text) return;
+    const line = document.createElement("p");
+    line.textContent = (from === "staff" ? "我：" : "市民：") + text;
+    $("captions").append(line);
+    while ($("captions").children.length > 2) $("captions").firstChild.remove();
+  }
+
   function leaveCall(text) {
+    setLarge(false);
+    setCaptionsAvailable(false);
     closePeer();
     state.ticket = null;
     state.consent = null;
@@ -265,6 +308,11 @@
     api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages", { text: text }).catch(function (e) { notice(e.message); });
   });
   $("end").addEventListener("click", end);
+  $("enlarge").addEventListener("click", function () {
+    setLarge(!$("videos").classList.contains("videos--large"));
+    $("enlarge").scrollIntoView({ block: "nearest" });
+  });
+  $("captions-toggle").addEventListener("click", toggleCaptions);
   $("summary").addEventListener("input", showPreview);
   showPreview();
   $("logout").addEventListener("click", logout);

@@ -3,11 +3,15 @@
 // media starts (consent_required -> {type: "consent", agree}), and the video call with a staff member.
 // widget.js calls window.AnjuHandoff.onCustom(payload, ui) for every custom bot payload;
 // ui = { addMessage(kind, text, buttons), send(text, shown), elderMode() }; the session is a cookie.
-// During the call the citizen can enlarge the staff video and leave with one button (挂断).
+// During the call the citizen can enlarge the staff video (the whole screen, Esc or 缩小 returns), turn
+// captions on where the server offers them, and leave with one button (挂断). Captions, the server's side
+// of issue 18: a handoff frame {type: "captions", available} shows or hides the 字幕 toggle, the toggle
+// sends {type: "captions", on}, and lines arrive as {type: "caption", from, text}.
 (function () {
   "use strict";
   const STORE = "anju.handoff";
-  const state = { phase: "idle", position: null, etaS: null, pc: null, socket: null, ticket: null, ui: null, consent: null };
+  const state = { phase: "idle", position: null, etaS: null, pc: null, socket: null, ticket: null, ui: null, consent: null,
+                  captions: { available: false, on: false } };
   const TEXT_ONLY = "您未同意录像，本次不开启视频。工作人员会用文字和您交流，请在下方输入框留言。";
   // Phases in which a dropped socket reconnects by itself.
   const LIVE_PHASES = ["waiting", "consent", "call", "text"];
@@ -41,15 +45,18 @@
       '<div class="handoff__videos" hidden>' +
       '  <video id="anju-handoff-remote" autoplay playsinline aria-label="工作人员画面"></video>' +
       '  <video id="anju-handoff-local" autoplay playsinline muted aria-label="我的画面"></video>' +
+      '  <div class="handoff__captions" hidden></div>' +
       "</div>" +
       '<div class="handoff__actions">' +
       '  <button type="button" class="handoff__cancel">取消排队</button>' +
       '  <button type="button" class="handoff__enlarge" aria-pressed="false" hidden>放大工作人员画面</button>' +
+      '  <button type="button" class="handoff__captions-toggle" hidden>打开字幕</button>' +
       '  <button type="button" class="handoff__hangup" hidden>挂断</button>' +
       "</div>";
     panel.querySelector(".handoff__cancel").addEventListener("click", cancel);
     panel.querySelector(".handoff__enlarge").addEventListener("click", toggleLarge);
     panel.querySelector(".handoff__hangup").addEventListener("click", hangUp);
+    panel.querySelector(".handoff__captions-toggle").addEventListener("click", toggleCaptions);
     const list = document.getElementById("messages");
     const log = list && (list.closest("[role=log]") || list);  // outside the log: its status is announced once
     if (log) log.parentNode.insertBefore(panel, log); else document.body.appendChild(panel);
@@ -59,8 +66,9 @@
   function setStatus(text) { ensurePanel().querySelector(".handoff__status").textContent = text; }
 
   function removePanel() {
-    if (panel) panel.remove();
+    if (panel) { setLarge(panel, false); panel.remove(); }
     panel = null;
+    state.captions = { available: false, on: false };
   }
 
   // One button for what the citizen can do now: cancel while waiting, enlarge or hang up during a call.
@@ -69,15 +77,57 @@
     box.querySelector(".handoff__cancel").hidden = phase !== "waiting";
     box.querySelector(".handoff__enlarge").hidden = phase !== "call";
     box.querySelector(".handoff__hangup").hidden = phase !== "call" && phase !== "text";
+    box.querySelector(".handoff__captions-toggle").hidden = phase !== "call" || !state.captions.available;
+    if (phase !== "call") setLarge(box, false);
   }
 
   function toggleLarge() {
     const box = ensurePanel();
-    const large = !box.classList.contains("handoff--large");
+    setLarge(box, !box.classList.contains("handoff--large"));
+    box.querySelector(".handoff__enlarge").focus();
+  }
+
+  // Enlarged, the staff video fills the screen (a phone's too) with the buttons under it; the page behind
+  // is inert, so keyboard focus stays on what can be seen.
+  function setLarge(box, large) {
     box.classList.toggle("handoff--large", large);
     const button = box.querySelector(".handoff__enlarge");
     button.setAttribute("aria-pressed", String(large));
     button.textContent = large ? "缩小工作人员画面" : "放大工作人员画面";
+    const behind = Array.prototype.slice.call(box.parentNode ? box.parentNode.children : [])
+      .concat(Array.prototype.slice.call(document.querySelectorAll(".chat__header, .skip-link")));
+    behind.forEach(function (node) { if (node !== box) node.inert = large; });
+  }
+
+  function setCaptionsAvailable(available) {
+    state.captions.available = !!available;
+    if (!available) showCaptions(false);
+    if (panel) showActions(state.phase);
+  }
+
+  function showCaptions(on) {
+    state.captions.on = on;
+    if (!panel) return;
+    const button = panel.querySelector(".handoff__captions-toggle");
+    button.textContent = on ? "关闭字幕" : "打开字幕";  // the label says what a press does
+    const box = panel.querySelector(".handoff__captions");
+    box.hidden = !on;
+    if (!on) box.replaceChildren();
+  }
+
+  function toggleCaptions() {
+    const on = !state.captions.on;
+    if (state.socket && state.socket.readyState === WebSocket.OPEN) state.socket.send(JSON.stringify({ type: "captions", on: on }));
+    showCaptions(on);
+  }
+
+  // The latest two lines, who said them in words.
+  function addCaption(from, text) {
+    if (!panel || !state.captions.on || !text) return;
+    const box = panel.querySelector(".handoff__captions");
+    const line = el("p", "handoff__caption", (from === "citizen" ? "我：" : "工作人员：") + text);
+    box.appendChild(line);
+    while (box.children.length > 2) box.firstChild.remove();
   }
 
   function hangUp() {
@@ -173,7 +223,11 @@
     if (frame.type === "queue") showQueue(frame.position, frame.eta_s);
     else if (frame.type === "consent_required") askConsent(frame.text);
     else if (frame.type === "active") onActive(frame.consent);
-    else if (frame.type === "call") call(frame.room_token, frame.ice_servers || [], ui);
+    else if (frame.type === "call") {
+      if ("captions" in frame) setCaptionsAvailable(frame.captions);
+      call(frame.room_token, frame.ice_servers || [], ui);
+    } else if (frame.type === "captions") setCaptionsAvailable(frame.available);
+    else if (frame.type === "caption") addCaption(frame.from, frame.text);
     else if (frame.type === "message") {
       if (frame.from === "staff") ui.addMessage("staff", "工作人员：" + frame.text);  // the label is text, not CSS
       else if (frame.from === "system") ui.addMessage("bot", frame.text);
@@ -333,6 +387,9 @@
     listen(window.AnjuWidget);
   }
 
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && panel && panel.classList.contains("handoff--large")) toggleLarge();
+  });
   window.AnjuHandoff = { onCustom: onCustom, onFrame: function () {}, state: state };
   resume();
 })();

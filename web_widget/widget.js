@@ -4,7 +4,8 @@
 // for a rotation (a new cookie over HTTP), then the socket reconnects with it.
 // Custom bot payloads go to window.AnjuHandoff.onCustom(payload, ui) when handoff.js is loaded.
 // Elder mode (large text and targets, quick replies, a video button, short answers from the bot via
-// metadata elder_mode) is remembered on this device in localStorage.
+// metadata elder_mode) is remembered on this device in localStorage. Every bot line gets a 朗读 button
+// from reader.js (window.AnjuReader), and any new line stops what is being read.
 (function () {
   "use strict";
   const list = document.getElementById("messages");
@@ -31,6 +32,8 @@
     const item = document.createElement("li");
     item.className = "msg msg--" + kind;
     item.textContent = text || "";
+    const reader = window.AnjuReader;
+    if (reader) reader.onMessage(kind);
     if (buttons && buttons.length) {
       const row = document.createElement("div");
       row.className = "msg__buttons";
@@ -43,6 +46,7 @@
       });
       item.appendChild(row);
     }
+    if (reader && kind === "bot" && text) reader.decorate(item, text);
     list.appendChild(item);
     item.scrollIntoView({ block: "end" });
     return item;

@@ -1,17 +1,20 @@
-"""The WeChat mini-program: POST /api/wx/login, POST /api/wx/chat and WebSocket /ws/wx/chat.
+"""The WeChat mini-program: POST /api/wx/login, POST /api/wx/chat, WebSocket /ws/wx/chat, the /wx/video page.
 
 The mini-program sends the code of wx.login(); the gateway exchanges it with WeChat
 (code2Session) for the openid and issues a bearer session of channel "wx" that keeps the
 openid server-side. Every turn carries the openid to the actions as a signed assertion, so a
 bound citizen is verified without typing anything; after an ID + code verification the
-actions bind the openid and the session id is rotated, as on /api/chat.
+actions bind the openid and the session id is rotated, as on /api/chat. A queued video handoff
+carries `page` (gateway/wechat/video.py), which the chat page opens: a web-view on /wx/video.
 """
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Optional
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import FileResponse
 from redis.exceptions import RedisError
 
 from gateway import sessions
@@ -24,6 +27,7 @@ from gateway.sessions import Session
 from gateway.turns import count_turn, read_json_object, session_or_unavailable
 from gateway.wechat import OPENID_KIND, WeChat
 from gateway.wechat.api import InvalidCode, WeChatError, WeChatUnavailable
+from gateway.wechat.video import for_mini_program
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["wechat"])
@@ -80,7 +84,7 @@ async def wx_chat(request: Request, store: SessionsDep, limiter: LimiterDep, set
     token = None
     if any(is_identity_verified(m) for m in messages):
         token = (await store.rotate(session)).id
-    return ChatReply(messages=[m for m in messages if not is_identity_verified(m)], token=token)
+    return ChatReply(messages=for_mini_program([m for m in messages if not is_identity_verified(m)]), token=token)
 
 
 @router.websocket("/ws/wx/chat")
@@ -106,9 +110,23 @@ async def wx_chat_socket(websocket: WebSocket) -> None:
     await websocket.send_json({"type": "session", "new": False})
 
     async def turn(current: Session, frame: dict, ip: str) -> list[BotMessage]:
-        return await wechat.turns.turn(current, frame.get("text"), frame.get("metadata"), ip)
+        return for_mini_program(await wechat.turns.turn(current, frame.get("text"), frame.get("metadata"), ip))
 
     try:
         await serve_chat_socket(websocket, store, settings, session, turn)
     except WebSocketDisconnect:
         logger.info("chat.ws.closed channel=%s", CHANNEL)
+
+
+VIDEO_PAGE_DIR = Path(__file__).resolve().parent.parent / "wechat"
+
+
+@router.get("/wx/video", response_class=FileResponse)
+async def wx_video_page() -> FileResponse:
+    """The video handoff page the mini-program's web-view opens: /wx/video#ticket=<id>&key=<key>."""
+    return FileResponse(VIDEO_PAGE_DIR / "video_page.html", media_type="text/html")
+
+
+@router.get("/wx/video.js", include_in_schema=False)
+async def wx_video_script() -> FileResponse:
+    return FileResponse(VIDEO_PAGE_DIR / "video_page.js", media_type="text/javascript")

@@ -1,4 +1,5 @@
-"""The WeChat server API the gateway calls: code2Session, access_token, customer-service send.
+"""The WeChat server API the gateway calls: code2Session, access_token, customer-service send (text and
+mini-program cards, whose cover image is uploaded once as temporary media).
 
 The access_token is shared by every gateway process through redis. It is cached for less than
 its lifetime (REFRESH_MARGIN_S early), so it is refreshed before WeChat expires it, and only
@@ -112,21 +113,47 @@ class WeChatApi:
 
     # --- customer-service messages ---------------------------------------------------------------
     async def send_text(self, openid: str, text: str) -> None:
-        payload = {"touser": openid, "msgtype": "text", "text": {"content": text}}
+        await self._send({"touser": openid, "msgtype": "text", "text": {"content": text}})
+
+    async def send_page_card(self, openid: str, title: str, pagepath: str, thumb: bytes) -> None:
+        """A mini-program card that opens `pagepath` in the mini-program; `thumb` is its cover image."""
+        media_id = await self.card_thumb_id(thumb)
+        await self._send({"touser": openid, "msgtype": "miniprogrampage",
+                          "miniprogrampage": {"title": title, "pagepath": pagepath, "thumb_media_id": media_id}})
+
+    async def card_thumb_id(self, thumb: bytes) -> str:
+        """The cover's media_id: uploaded as a temporary image once, reused until shortly before WeChat drops it."""
+        cached = await self._r.get(keys.wechat_card_thumb())
+        if cached:
+            return cached
+        body = await self._with_token("/cgi-bin/media/upload", params={"type": "image"},
+                                      files={"media": ("video_card.png", thumb, "image/png")})
+        media_id = body.get("media_id")
+        if not media_id:
+            raise WeChatError(-1, "media/upload answered without media_id")
+        await self._r.set(keys.wechat_card_thumb(), media_id, ex=keys.WECHAT_CARD_THUMB_TTL_S)
+        logger.info("wechat.card_thumb.uploaded")
+        return str(media_id)
+
+    async def _send(self, payload: dict) -> None:
+        await self._with_token("/cgi-bin/message/custom/send", content=_json(payload),
+                               headers={"Content-Type": "application/json"})
+
+    async def _with_token(self, path: str, params: Optional[dict] = None, **kwargs) -> dict[str, Any]:
+        """POSTs with the shared access_token; a token WeChat calls invalid is replaced and the call repeated once."""
         token = await self.access_token()
-        for attempt in (1, 2):
-            body = await self._call("POST", "/cgi-bin/message/custom/send", params={"access_token": token},
-                                    content=_json(payload), headers={"Content-Type": "application/json"})
+        body = await self._call("POST", path, params={**(params or {}), "access_token": token}, **kwargs)
+        errcode = int(body.get("errcode") or 0)
+        if errcode in TOKEN_INVALID:
+            logger.info("wechat.token.rejected errcode=%s", errcode)
+            token = await self.access_token(stale=token)
+            body = await self._call("POST", path, params={**(params or {}), "access_token": token}, **kwargs)
             errcode = int(body.get("errcode") or 0)
-            if errcode == 0:
-                return
-            if errcode in TOKEN_INVALID and attempt == 1:
-                logger.info("wechat.token.rejected errcode=%s", errcode)
-                token = await self.access_token(stale=token)
-                continue
-            if errcode in USER_UNREACHABLE:
-                raise UserUnreachable(errcode, str(body.get("errmsg", "")))
+        if errcode in USER_UNREACHABLE:
+            raise UserUnreachable(errcode, str(body.get("errmsg", "")))
+        if errcode:
             raise WeChatError(errcode, str(body.get("errmsg", "")))
+        return body
 
 
 def _json(payload: dict) -> bytes:

@@ -5,6 +5,8 @@ event's FromUserName+CreateTime) seen in the last WECHAT_SEEN_TTL_S is not queue
 WeChat's retries never make a second turn. `InboxWorker` drains the stream through a consumer
 group (entries a dead process left pending are claimed after CLAIM_IDLE_MS), one openid's
 messages in order, different openids side by side, and answers through the customer-service API.
+A queued video handoff is sent as a mini-program card (gateway/wechat/video.py) and followed by
+the relay (gateway/wechat/relay.py); "取消排队" and a chosen appointment slot are handled here.
 """
 from __future__ import annotations
 
@@ -14,19 +16,23 @@ import hmac
 import logging
 import os
 import socket
-from typing import Optional
+from typing import Awaitable, Callable, Optional
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from gateway import keys
 from gateway.conversation import BOT_UNAVAILABLE, BotMessage, BotUnavailable, ChatInputError, is_identity_verified
-from gateway.limits import RateLimited
+from gateway.handoff import HandoffDesk, HandoffError, TicketState
+from gateway.limits import Rate, RateLimited
 from gateway.sessions import Session, SessionStore
 from gateway.turns import count_turn
 from gateway.wechat.api import UserUnreachable, WeChatApi, WeChatError, WeChatUnavailable
 from gateway.wechat.codec import Incoming
+from gateway.wechat.relay import CANCELLED_TEXT, HandoffRelay
 from gateway.wechat.turns import OPENID_KIND, WeChatTurns
+from gateway.wechat.video import (BOOK_PREFIX, BOOKED_TEXT, CANCEL_COMMANDS, CARD_FAILED_TEXT, CARD_THUMB, CARD_TITLE,
+                                  for_push, video_page_path)
 
 logger = logging.getLogger(__name__)
 GROUP = "gateway"
@@ -95,10 +101,13 @@ def openid_digest(openid: str) -> str:
 
 class InboxWorker:
     def __init__(self, redis: Redis, turns: WeChatTurns, store: SessionStore, api: WeChatApi, limiter, settings,
-                 consumer: Optional[str] = None):
+                 consumer: Optional[str] = None, desk: Optional[HandoffDesk] = None):
         self._r = redis
         self._turns, self._store, self._api = turns, store, api
         self._limiter, self._settings = limiter, settings
+        self._desk = desk
+        # Follows the video tickets of citizens queued from here (queue position, staff, the end).
+        self.relay = HandoffRelay(redis, desk, self.send) if desk is not None else None
         self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self._tails: dict[str, asyncio.Future] = {}
         self._slots = asyncio.Semaphore(MAX_PARALLEL)
@@ -190,29 +199,40 @@ class InboxWorker:
         await self._r.delete(keys.wechat_muted(openid_digest(message.openid)))  # they wrote: WeChat lets us answer
         if message.msg_type == "event":
             if message.event == "user_enter_tempsession":
-                await self._send(message.openid, WELCOME_TEXT)
+                await self.send(message.openid, WELCOME_TEXT)
             return
         if message.msg_type != "text":
-            await self._send(message.openid, NOT_TEXT_TEXT)
+            await self.send(message.openid, NOT_TEXT_TEXT)
             return
         session = await self._session(message.openid)
-        text = await self._chosen(session, message.content)
+        text, chosen = await self._chosen(session, message.content)
+        if self._desk is not None:
+            if chosen and text.startswith(BOOK_PREFIX):
+                await self._book(session, message.openid, text[len(BOOK_PREFIX):])
+                return
+            if text.strip() in CANCEL_COMMANDS and await self._cancel_queue(session, message.openid):
+                return
         try:
             await self._count(session)
             messages = await self._turns.turn(session, text)
         except RateLimited as exc:
-            await self._send(message.openid, exc.message)
+            await self.send(message.openid, exc.message)
             return
         except ChatInputError as exc:
-            await self._send(message.openid, exc.message)
+            await self.send(message.openid, exc.message)
             return
         except BotUnavailable:
-            await self._send(message.openid, BOT_UNAVAILABLE)
+            await self.send(message.openid, BOT_UNAVAILABLE)
             return
-        reply, choices = render(messages)
+        shown, queued = for_push(messages)
+        reply, choices = render(shown)
         await self._remember(session, choices)
         if reply:
-            await self._send(message.openid, reply)
+            await self.send(message.openid, reply)
+        for ticket in queued:
+            await self._video_card(message.openid, ticket)
+            if self.relay is not None:
+                await self.relay.follow(str(ticket["ticket_id"]), message.openid, int(ticket.get("position") or 0))
 
     async def _count(self, session: Session) -> None:
         await count_turn(self._limiter, self._settings, session, None)
@@ -224,14 +244,43 @@ class InboxWorker:
             session = await self._store.create(CHANNEL, identity_kind=OPENID_KIND, identity=openid, session_id=session_id)
         return session
 
-    async def _chosen(self, session: Session, text: str) -> str:
-        """A reply of just a number picks the button of that number from the last answer."""
+    async def _chosen(self, session: Session, text: str) -> tuple[str, bool]:
+        """A reply of just a number picks the button of that number from the last answer: (payload, True)."""
         number = text.strip()
         if number.isdigit() and len(number) <= 2:
             payload = await self._r.hget(keys.wechat_choices(session.sender_id), number)
             if payload:
-                return payload
-        return text
+                return payload, True
+        return text, False
+
+    async def _book(self, session: Session, openid: str, slot: str) -> None:
+        """The citizen picked one of the appointment slots offered instead of the queue."""
+        try:
+            await self._limiter.hit("booking_session", session.sender_id, Rate.parse(self._settings.rate_booking_session))
+            label = await self._desk.appointments.book(session.sender_id, slot)
+        except (RateLimited, HandoffError) as exc:
+            await self.send(openid, exc.message)
+            return
+        await self._remember(session, {})
+        await self.send(openid, BOOKED_TEXT.format(label=label))
+
+    async def _cancel_queue(self, session: Session, openid: str) -> bool:
+        """Leaves the queue on “取消排队” while waiting for staff (the relay says so); else the bot answers."""
+        ticket = await self._desk.open_ticket(session.sender_id)
+        if ticket is None or ticket.state != TicketState.WAITING:
+            return False
+        await self._desk.cancel(ticket.id, ticket.key)
+        if self.relay is None or not await self._r.exists(keys.wechat_relay(ticket.id)):
+            await self.send(openid, CANCELLED_TEXT)
+        return True
+
+    async def _video_card(self, openid: str, ticket: dict) -> None:
+        """The card that opens the mini-program's video page for this ticket; a text if it cannot be sent."""
+        page = video_page_path(str(ticket["ticket_id"]), str(ticket["key"]))
+        outcome = await self._deliver(openid, lambda: self._api.send_page_card(openid, CARD_TITLE, page,
+                                                                               CARD_THUMB.read_bytes()))
+        if outcome == "failed":
+            await self.send(openid, CARD_FAILED_TEXT)
 
     async def _remember(self, session: Session, choices: dict[str, str]) -> None:
         key = keys.wechat_choices(session.sender_id)
@@ -242,19 +291,27 @@ class InboxWorker:
                 p.expire(key, keys.WECHAT_CHOICES_TTL_S)
             await p.execute()
 
-    async def _send(self, openid: str, text: str) -> None:
+    async def send(self, openid: str, text: str) -> None:
+        """A text through the customer-service API, in parts if long; nothing while WeChat refuses this user."""
+        parts = split_text(text)
+        for chunk in parts:
+            if await self._deliver(openid, lambda c=chunk: self._api.send_text(openid, c)) != "sent":
+                return
+        logger.info("wechat.send.ok parts=%d", len(parts))
+
+    async def _deliver(self, openid: str, call: Callable[[], Awaitable[None]]) -> str:
+        """Returns sent, muted (45015/45047 now or earlier: wait until they write again) or failed."""
         muted = keys.wechat_muted(openid_digest(openid))
         if await self._r.exists(muted):
             logger.info("wechat.send.skipped reason=muted")
-            return
-        for chunk in split_text(text):
-            try:
-                await self._api.send_text(openid, chunk)
-            except UserUnreachable as exc:
-                await self._r.set(muted, str(exc.errcode), ex=keys.WECHAT_MUTED_TTL_S)
-                logger.warning("wechat.send.stopped errcode=%s", exc.errcode)
-                return
-            except (WeChatError, WeChatUnavailable) as exc:
-                logger.warning("wechat.send.failed error=%s", exc)
-                return
-        logger.info("wechat.send.ok parts=%d", len(split_text(text)))
+            return "muted"
+        try:
+            await call()
+        except UserUnreachable as exc:
+            await self._r.set(muted, str(exc.errcode), ex=keys.WECHAT_MUTED_TTL_S)
+            logger.warning("wechat.send.stopped errcode=%s", exc.errcode)
+            return "muted"
+        except (WeChatError, WeChatUnavailable) as exc:
+            logger.warning("wechat.send.failed error=%s", exc)
+            return "failed"
+        return "sent"

@@ -1,5 +1,7 @@
 """The real stack (redis-server, trained model, action server, core, gateway) over HTTP and WebSocket."""
 import json
+import time
+import uuid
 
 import httpx
 import pytest
@@ -98,3 +100,20 @@ def test_card_numbers_spaced_ids_and_names_never_reach_rasa(stack):
     for clear in ("6222021234567890123", "6222 0212", "320402199403120454", "3204 0219", "韦娜伟"):
         assert clear not in tracker
     assert "pii_cd_" in tracker and "pii_id_" in tracker and "pii_nm_" in tracker
+
+
+def test_one_request_id_follows_a_turn_through_gateway_actions_and_core_logs(stack):
+    citizens = CITIZENS.setdefault(stack.urls["gateway"], Citizens(stack.urls["gateway"]))
+    token = citizens.tokens.get("it-trace") or httpx.post(f"{stack.urls['gateway']}/api/session", timeout=10).json()["token"]
+    request_id = "it-trace-" + uuid.uuid4().hex[:12]
+    resp = httpx.post(f"{stack.urls['gateway']}/api/chat", json={"text": "公积金贷款利率是多少"}, timeout=60,
+                      headers={"Authorization": f"Bearer {token}", "X-Request-ID": request_id})
+    assert resp.status_code == 200 and resp.headers["x-request-id"] == request_id
+    deadline = time.monotonic() + 10
+    while True:
+        logs = {name: (stack.data_dir / "log" / f"{name}.log").read_text(errors="replace")
+                for name in ("gateway", "actions", "core")}
+        if all(request_id in text for text in logs.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert {name: request_id in text for name, text in logs.items()} == {"gateway": True, "actions": True, "core": True}

@@ -1,12 +1,19 @@
 """WeChat on the real stack, with the gateway pointed at a local WeChat API simulator: the callback
-(URL verification, safe-mode XML answered once through custom/send, token refresh) and the
-mini-program (login code -> verified balance -> bound openid on the next login -> 解除绑定)."""
+(URL verification, safe-mode XML answered once through custom/send, token refresh), the
+mini-program (login code -> verified balance -> bound openid on the next login -> 解除绑定) and the
+video handoff from a pushed "转人工" (card to the video page, staff joining and writing, the end).
+Staff hours are always open for this module."""
 import time
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pyotp
 import pytest
 
-from gateway_restarts import gateway_with
+from gateway.settings import DEV_STAFF_ACCOUNTS
+from gateway.wechat.relay import ACCEPTED_TEXT
+from gateway.wechat.video import VIDEO_PAGE
+from gateway_restarts import ALWAYS_OPEN, gateway_with
 from stack import free_port
 from wechat_simulator import AES_KEY, TOKEN, SimulatorServer, WeChatSimulator, message_fields, push_body, signature
 
@@ -18,7 +25,8 @@ RENTER = ("340503199607026801", "水悦华")   # fund/DEMO_PERSONS.md #2: no dem
 def wx(stack):
     sim = WeChatSimulator()
     with SimulatorServer(sim, free_port()) as server, \
-            gateway_with(stack, {"WECHAT_API_BASE": server.url, "WECHAT_AES_KEY": AES_KEY, "WECHAT_MSG_FORMAT": "xml"}):
+            gateway_with(stack, {**ALWAYS_OPEN, "HANDOFF_STAFF_JOIN_TIMEOUT_S": "600", "WECHAT_API_BASE": server.url,
+                                 "WECHAT_AES_KEY": AES_KEY, "WECHAT_MSG_FORMAT": "xml"}):
         yield stack, sim
 
 
@@ -111,3 +119,47 @@ def test_mini_program_login_verify_bind_login_again_and_unbind(wx):
     assert "身份证" in second.say("查一下我的公积金余额")
     third = MiniProgram(stack, sim, "o_it_mini")
     assert "身份证" in third.say("查一下我的公积金余额")
+
+
+def staff_client(stack) -> httpx.Client:
+    account = DEV_STAFF_ACCOUNTS[0]
+    resp = httpx.post(f"{stack.urls['gateway']}/api/staff/login", timeout=10, json={
+        "username": account.username, "password": "dev-staff-pass",
+        "totp": pyotp.TOTP(account.totp_secret.get_secret_value()).now()})
+    assert resp.status_code == 200, resp.text
+    return httpx.Client(base_url=stack.urls["gateway"], timeout=15,
+                        headers={"Authorization": f"Bearer {resp.json()['token']}"})
+
+
+def test_a_pushed_request_for_a_person_gets_the_video_card_then_staff_and_the_end(wx):
+    stack, sim = wx
+    openid = "o_it_video"
+    texts = lambda: [m["text"]["content"] for m in sim.sent(openid) if m["msgtype"] == "text"]   # noqa: E731
+    cards = lambda: [m for m in sim.sent(openid) if m["msgtype"] == "miniprogrampage"]   # noqa: E731
+    resp, elapsed = push(stack, message_fields(openid, "转人工", msg_id=880010))
+    assert resp.text == "success" and elapsed < 1.0
+    assert wait_for(lambda: cards()), sim.sent(openid)
+    page = urlsplit(cards()[0]["miniprogrampage"]["pagepath"])
+    assert page.path == VIDEO_PAGE and "前面还有" in texts()[0]
+    ticket_id = parse_qs(page.query)["ticket"][0]
+    assert httpx.get(f"{stack.urls['gateway']}/wx/video", timeout=10).status_code == 200
+
+    with staff_client(stack) as staff:
+        assert staff.post(f"/api/staff/tickets/{ticket_id}/accept").status_code == 200
+        assert wait_for(lambda: ACCEPTED_TEXT in texts()[-1], timeout=20), texts()
+        staff.post(f"/api/staff/tickets/{ticket_id}/messages", json={"text": "我来帮您看看"})
+        assert wait_for(lambda: texts()[-1] == "工作人员：我来帮您看看", timeout=20), texts()
+        push(stack, message_fields(openid, "我的提取申请卡住了", msg_id=880011))
+
+        def staff_reads_it():
+            items = staff.get(f"/api/staff/tickets/{ticket_id}/messages").json()["messages"]
+            return [m["text"] for m in items if m["from"] == "citizen"] == ["我的提取申请卡住了"]
+        assert wait_for(staff_reads_it, timeout=20)
+        told = len(sim.sent(openid))
+        end = staff.post(f"/api/staff/tickets/{ticket_id}/end",
+                         json={"note": "市民不熟悉流程", "summary": "已指导完成租房提取"})
+        assert end.status_code == 200
+    assert wait_for(lambda: "已指导完成租房提取" in texts()[-1], timeout=20), texts()
+    time.sleep(2)
+    assert len(sim.sent(openid)) == told + 1   # the bot said nothing to the citizen's words to staff
+    assert "市民不熟悉流程" not in "".join(texts())

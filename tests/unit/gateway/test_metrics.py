@@ -88,3 +88,20 @@ def test_production_refuses_a_placeholder_metrics_token():
         "wechat_token", "wechat_app_secret")}
     with pytest.raises(ValueError, match="METRICS_TOKEN"):
         Settings(_env_file=None, anju_env="production", metrics_token="dev-metrics", **real)
+
+
+def test_every_answer_names_its_request_id_and_the_turn_passes_it_to_rasa(client, rasa):
+    seen = []
+    handler = rasa.handler
+
+    def recording(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("x-request-id"), json.loads(request.content)["metadata"].get("request_id")))
+        return handler(request)
+
+    client.app.state.rasa._http._transport = httpx.MockTransport(recording)
+    resp = client.post("/api/chat", json={"text": "你好"}, headers={"X-Request-ID": "trace-0123456789"})
+    assert resp.headers["x-request-id"] == "trace-0123456789"
+    assert seen == [("trace-0123456789", "trace-0123456789")]
+    forged = client.post("/api/chat", json={"text": "你好"}, headers={"X-Request-ID": "bad id\r\nx"})
+    assert forged.headers["x-request-id"] != "bad id\r\nx" and len(forged.headers["x-request-id"]) == 16
+    assert client.get("/healthz").headers["x-request-id"]

@@ -1,0 +1,355 @@
+"""One hotline call: the state machine between a caller's frames and the bot.
+
+Frames in: a config frame first (see gateway.voice.audio), then binary audio, {"dtmf": "..."},
+{"hangup": 1}, or {"eof": 1} (end of the caller's audio: a file streamed from a terminal).
+Frames out: {"type": "bot", "text": ...} for every bot message, then the reply's audio as
+binary frames in the caller's encoding and rate, paced at real time plus a small lead, then
+{"type": "audio_end"}; {"type": "caller", "text"|"dtmf": ...} for what was heard or keyed;
+{"type": "playback_stopped"} when the caller cut in; {"type": "hangup", "reason": ...} before
+the call closes (1000); {"error": ...} before a close for a bad frame (1003/1009).
+
+Audio is cut into utterances by energy endpointing (speech/vad.py); each is recognised and
+becomes a turn, in order, one at a time. Voiced audio or a key press while reply audio is
+playing stops it (barge-in). The silence timer runs only while nothing is happening: neither
+side speaking, no turn in progress, no keys pending.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Optional, Protocol, Union
+
+from gateway.conversation import BotMessage
+from gateway.privacy import mask_text
+from gateway.voice import prompts
+from gateway.voice.audio import CLOSE_TOO_BIG, AudioFormat, FrameError, parse_json_frame
+from gateway.voice.keypad import Keypad, entry_text, menu_prompt, valid_keys
+from gateway.voice.recognition import RecognitionUnavailable
+from gateway.voice.synthesis import SynthesisUnavailable
+from speech.pcm import to_bytes, to_samples
+from speech.vad import Endpointer
+
+logger = logging.getLogger(__name__)
+
+CHUNK_S = 0.1  # reply audio goes out in 100 ms frames
+GOODBYE_GRACE_S = 2.0
+
+
+class CallGone(Exception):
+    """The call's session ended elsewhere (staff, another device): the call says goodbye."""
+
+
+class Link(Protocol):
+    async def receive(self) -> Union[str, bytes, None]:
+        """The next frame, or None when the caller is gone."""
+
+    async def send_json(self, data: dict) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+@dataclass
+class CallServices:
+    recognise: Callable[[bytes, int], Awaitable[str]]  # PCM16, rate -> text; RecognitionUnavailable
+    turn: Callable[[str], Awaitable[list[BotMessage]]]  # text -> bot messages; CallGone
+    speak: Callable[[str, int], Awaitable[bytes]]  # text, rate -> PCM16; SynthesisUnavailable
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    silence_timeout_s: float = 10.0
+    max_call_s: float = 1800.0
+    playback_lead_s: float = 0.3
+    max_frame_bytes: int = 32000
+    menu_wait_s: float = 2.0
+    entry_timeout_s: float = 5.0
+    tick_s: float = 0.1
+
+
+_TICK = object()
+_SOURCE_LINE = re.compile(r"^\s*[（(]依据[:：].*[）)]\s*$", re.MULTILINE)
+_BULLET = re.compile(r"^\s*[·•\-*]\s*", re.MULTILINE)
+
+
+def spoken_form(text: str) -> str:
+    """A bot message as said on the phone: no source citations or list bullets, lines as pauses."""
+    text = _BULLET.sub("", _SOURCE_LINE.sub("", text))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "".join(line if line[-1] in "。！？；：，）" else line + "。" for line in lines)
+
+
+class Call:
+    def __init__(self, link: Link, services: CallServices, fmt: AudioFormat, limits: CallLimits = CallLimits(),
+                 clock: Callable[[], float] = time.monotonic):
+        self._link = link
+        self._services = services
+        self.fmt = fmt
+        self.limits = limits
+        self._clock = clock
+        self._vad = Endpointer(fmt.sample_rate)
+        self._keypad = Keypad(limits.menu_wait_s, limits.entry_timeout_s)
+        self._frames: asyncio.Queue = asyncio.Queue()
+        self._inbox: asyncio.Queue = asyncio.Queue()
+        self._send_lock = asyncio.Lock()
+        self._playback: Optional[asyncio.Task] = None
+        self._worker: Optional[asyncio.Task] = None
+        self._busy = False
+        self._interrupts = 0  # bumped whenever the caller speaks or keys: a reply made meanwhile stays silent
+        self._gone = False
+        self._prompted = False
+        self._idle_since = 0.0
+        self._last_reply: list[BotMessage] = []
+        self._buttons: list = []
+        self.turns = 0
+
+    # -- the main loop -------------------------------------------------------------------
+    async def run(self) -> str:
+        """Runs the call to its end; returns why it ended (caller, silence, max_length, gone, bad_frame, disconnected)."""
+        started = self._idle_since = self._clock()
+        reader = asyncio.ensure_future(self._read())
+        self._worker = asyncio.ensure_future(self._work())
+        self._inbox.put_nowait(("say", prompts.GREETING))
+        try:
+            while True:
+                try:
+                    frame = await asyncio.wait_for(self._frames.get(), self.limits.tick_s)
+                except asyncio.TimeoutError:
+                    frame = _TICK
+                if frame is None:
+                    return "disconnected"
+                try:
+                    reason = None if frame is _TICK else await self._on_frame(frame)
+                except FrameError as exc:
+                    logger.info("voice.call.bad_frame code=%d", exc.code)
+                    await self._stop_playback(quiet=True)
+                    await self._send_json({"error": exc.message})
+                    await self._link.close(exc.code)
+                    return "bad_frame"
+                reason = reason or await self._on_tick(started)
+                if reason:
+                    return reason
+        finally:
+            for task in (reader, self._worker, self._playback):
+                if task is not None:
+                    task.cancel()
+            await asyncio.gather(*(t for t in (reader, self._worker, self._playback) if t), return_exceptions=True)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                frame = await self._link.receive()
+                await self._frames.put(frame)
+                if frame is None:
+                    return
+        except Exception:  # a transport error is the caller going away
+            logger.info("voice.call.receive_ended")
+            await self._frames.put(None)
+
+    async def _on_frame(self, frame: Union[str, bytes]) -> Optional[str]:
+        if isinstance(frame, bytes):
+            self._on_audio(frame)
+            if self._vad.in_speech:
+                await self._caller_acted()
+            return None
+        data = parse_json_frame(frame)
+        if "hangup" in data:
+            await self._stop_playback(quiet=True)
+            await self._send_json({"type": "hangup", "reason": "caller"})
+            await self._link.close(1000)
+            return "caller"
+        if "dtmf" in data:
+            keys = valid_keys(data["dtmf"])
+            if keys is None:
+                raise FrameError(prompts.BAD_DTMF)
+            await self._caller_acted()
+            for entry in self._keypad.press(keys, self._clock()):
+                self._enqueue_entry(entry)
+            return None
+        if "eof" in data:
+            rest = self._vad.flush()
+            if rest is not None:
+                self._inbox.put_nowait(("audio", rest))
+            return None
+        if "config" in data:
+            raise FrameError(prompts.CONFIG_TWICE)
+        raise FrameError(prompts.UNKNOWN_CALL_FRAME)
+
+    def _on_audio(self, frame: bytes) -> None:
+        if len(frame) > self.limits.max_frame_bytes:
+            raise FrameError(prompts.FRAME_TOO_BIG.format(limit=self.limits.max_frame_bytes), CLOSE_TOO_BIG)
+        for utterance in self._vad.feed(to_samples(self.fmt.decode(frame))):
+            self._inbox.put_nowait(("audio", utterance))
+
+    async def _caller_acted(self) -> None:
+        """Speech or keys from the caller: playback stops (barge-in) and the silence timer restarts."""
+        self._prompted = False
+        self._idle_since = self._clock()
+        self._interrupts += 1
+        await self._stop_playback()
+
+    def _enqueue_entry(self, entry: str) -> None:
+        text = entry_text(entry, self._buttons)
+        self._inbox.put_nowait(("repeat", entry) if text is None else ("keys", entry, text))
+
+    async def _on_tick(self, started: float) -> Optional[str]:
+        now = self._clock()
+        if now - started > self.limits.max_call_s:
+            return await self._goodbye(prompts.GOODBYE_MAX, "max_length")
+        if self._gone:
+            return await self._goodbye(prompts.GOODBYE_GONE, "gone")
+        entry = self._keypad.due(now)
+        if entry is not None:
+            self._enqueue_entry(entry)
+        if not self._idle():
+            self._idle_since = now
+        elif now - self._idle_since > self.limits.silence_timeout_s:
+            if self._prompted:
+                return await self._goodbye(prompts.GOODBYE_SILENCE, "silence")
+            self._prompted = True
+            self._idle_since = now
+            self._inbox.put_nowait(("say", prompts.STILL_THERE))
+        return None
+
+    def _idle(self) -> bool:
+        playing = self._playback is not None and not self._playback.done()
+        return not (playing or self._busy or not self._inbox.empty() or self._vad.in_speech or self._keypad.busy)
+
+    async def _goodbye(self, text: str, reason: str) -> str:
+        logger.info("voice.call.ending reason=%s turns=%d", reason, self.turns)
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+        await self._stop_playback(quiet=True)
+        await self._send_json({"type": "bot", "text": text})
+        try:
+            audio = self.fmt.encode(await self._services.speak(text, self.fmt.sample_rate))
+            seconds = len(audio) / self.fmt.bytes_per_second
+            await asyncio.wait_for(self._play(audio), seconds + GOODBYE_GRACE_S)
+        except (SynthesisUnavailable, asyncio.TimeoutError):
+            pass
+        await self._send_json({"type": "hangup", "reason": reason})
+        await self._link.close(1000)
+        return reason
+
+    # -- turns, one at a time --------------------------------------------------------------
+    async def _work(self) -> None:
+        while True:
+            item = await self._inbox.get()
+            self._busy = True
+            try:
+                await self._handle(item)
+            except CallGone:
+                self._gone = True
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("voice.call.turn_failed")
+                await self._reply([BotMessage(text=prompts.SORRY)], remember=False)
+            finally:
+                self._busy = False
+
+    async def _handle(self, item: tuple) -> None:
+        kind = item[0]
+        if kind == "say":
+            await self._reply([BotMessage(text=item[1])], remember=False)
+        elif kind == "repeat":
+            await self._send_json({"type": "caller", "dtmf": item[1]})
+            if self._last_reply:
+                await self._reply(self._last_reply)
+            else:
+                await self._reply([BotMessage(text=prompts.NOTHING_TO_REPEAT)], remember=False)
+        elif kind == "keys":
+            await self._send_json({"type": "caller", "dtmf": item[1]})
+            await self._turn(item[2])
+        elif kind == "audio":
+            started = self._clock()
+            try:
+                text = await self._services.recognise(to_bytes(item[1]), self.fmt.sample_rate)
+                logger.info("voice.call.recognised audio_s=%.1f took_ms=%d", len(item[1]) / self.fmt.sample_rate,
+                            1000 * (self._clock() - started))
+            except RecognitionUnavailable as exc:
+                logger.warning("voice.call.recognition_unavailable error=%s", exc)
+                await self._reply([BotMessage(text=prompts.RECOGNITION_DOWN)], remember=False)
+                return
+            if not text.strip():
+                await self._reply([BotMessage(text=prompts.NOT_HEARD)], remember=False)
+                return
+            logger.info("voice.call.heard chars=%d text=%s", len(text), mask_text(text)[:40])
+            await self._send_json({"type": "caller", "text": text})
+            await self._turn(text)
+
+    async def _turn(self, text: str) -> None:
+        self.turns += 1
+        started = self._clock()
+        messages = await self._services.turn(text)
+        logger.info("voice.call.bot took_ms=%d messages=%d", 1000 * (self._clock() - started), len(messages))
+        await self._reply(messages)
+
+    async def _reply(self, messages: list[BotMessage], remember: bool = True) -> None:
+        """Bot messages as text frames, then all of them as one stretch of audio (keys said last)."""
+        buttons = next((m.buttons for m in reversed(messages) if m.buttons), [])
+        if remember:
+            self._last_reply, self._buttons = messages, buttons
+        for m in messages:
+            frame: dict = {"type": "bot", "text": m.text or ""}
+            if m.buttons:
+                frame["buttons"] = [b.model_dump() for b in m.buttons]
+            if m.custom:
+                frame["custom"] = m.custom
+            await self._send_json(frame)
+        spoken = "".join(spoken_form(m.text) for m in messages if m.text and m.text.strip())
+        if buttons:
+            spoken += "请按键选择：" + menu_prompt(buttons)
+        if not spoken:
+            return
+        interrupts, started = self._interrupts, self._clock()
+        try:
+            pcm = await self._services.speak(spoken, self.fmt.sample_rate)
+            logger.info("voice.call.tts chars=%d took_ms=%d", len(spoken), 1000 * (self._clock() - started))
+        except SynthesisUnavailable:
+            await self._send_json({"type": "audio_unavailable"})
+            return
+        if interrupts != self._interrupts or self._keypad.busy or not self._inbox.empty():
+            await self._send_json({"type": "playback_stopped"})  # the caller went on while it was being made
+            return
+        self._playback = asyncio.ensure_future(self._play(self.fmt.encode(pcm)))
+        await asyncio.wait([self._playback])
+
+    # -- playback --------------------------------------------------------------------------
+    async def _play(self, audio: bytes) -> None:
+        """Sends audio at real time plus the lead, then waits until the caller has heard it."""
+        chunk = max(1, int(self.fmt.bytes_per_second * CHUNK_S))
+        chunk -= chunk % self.fmt.bytes_per_sample
+        started = self._clock()
+        for i, offset in enumerate(range(0, len(audio), chunk)):
+            ahead = i * CHUNK_S - (self._clock() - started) - self.limits.playback_lead_s
+            if ahead > 0:
+                await asyncio.sleep(ahead)
+            await self._send_bytes(audio[offset:offset + chunk])
+        remaining = len(audio) / self.fmt.bytes_per_second - (self._clock() - started)
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+        await self._send_json({"type": "audio_end"})
+
+    async def _stop_playback(self, quiet: bool = False) -> None:
+        task = self._playback
+        if task is None or task.done():
+            return
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if not quiet:
+            logger.info("voice.call.barge_in")
+            await self._send_json({"type": "playback_stopped"})
+
+    async def _send_json(self, data: dict) -> None:
+        async with self._send_lock:
+            await self._link.send_json(data)
+
+    async def _send_bytes(self, data: bytes) -> None:
+        async with self._send_lock:
+            await self._link.send_bytes(data)
