@@ -2,7 +2,7 @@
 from contextlib import contextmanager
 
 # Staff hours always open, loopback ICE for aiortc peers in a private network namespace.
-ALWAYS_OPEN = {"HANDOFF_STAFF_HOURS": "00:00-23:59", "HANDOFF_STAFF_DAYS": "[1,2,3,4,5,6,7]",
+ALWAYS_OPEN = {"HANDOFF_STAFF_HOURS": "00:00-24:00", "HANDOFF_STAFF_DAYS": "[1,2,3,4,5,6,7]",
                "VIDEO_LOOPBACK_ICE": "true", "HANDOFF_STAFF_RECONNECT_S": "1"}
 
 

@@ -9,10 +9,15 @@ class ScheduleError(ValueError):
     pass
 
 
+END_OF_DAY = dt.time.max
+
+
 def parse_hours(hours: str) -> tuple[dt.time, dt.time]:
-    """"09:00-17:00" -> (09:00, 17:00); says what was expected when the value is malformed."""
+    """"09:00-17:00" -> (09:00, 17:00); "00:00-24:00" is the whole day (end = time.max). Says what
+    was expected when the value is malformed."""
     try:
-        start, end = (dt.time.fromisoformat(p.strip()) for p in hours.split("-"))
+        start, end = (END_OF_DAY if p.strip() == "24:00" else dt.time.fromisoformat(p.strip())
+                      for p in hours.split("-"))
     except ValueError as exc:
         raise ScheduleError(f"staff hours must look like 09:00-17:00, got {hours!r}") from exc
     if start >= end:
@@ -23,7 +28,7 @@ def parse_hours(hours: str) -> tuple[dt.time, dt.time]:
 def is_open(now: dt.datetime, hours: str, days: list[int]) -> bool:
     """True while staff are on duty: an ISO weekday in `days` and the local time inside `hours`."""
     start, end = parse_hours(hours)
-    return now.isoweekday() in days and start <= now.time() < end
+    return now.isoweekday() in days and start <= now.time() and (now.time() < end or end == END_OF_DAY)
 
 
 def slots(now: dt.datetime, hours: str, days: list[int], slot_minutes: int,
@@ -57,7 +62,8 @@ def describe_hours(hours: str, days: list[int]) -> str:
         when = f"周{WEEKDAYS[picked[0] - 1]}至周{WEEKDAYS[picked[-1] - 1]}"
     else:
         when = "、".join(f"周{WEEKDAYS[d - 1]}" for d in picked)
-    return f"{when} {start.hour}:{start.minute:02d}–{end.hour}:{end.minute:02d}"
+    until = "24:00" if end == END_OF_DAY else f"{end.hour}:{end.minute:02d}"
+    return f"{when} {start.hour}:{start.minute:02d}–{until}"
 
 
 def slot_label(slot: dt.datetime, now: dt.datetime) -> str:

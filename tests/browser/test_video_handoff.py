@@ -90,7 +90,7 @@ def stack(tmp_path_factory):
     rasa_thread.start()
     env = dict(os.environ, ANJU_ENV="test", REDIS_URL=f"redis://127.0.0.1:{redis_port}/0",
                RASA_URL=f"http://127.0.0.1:{rasa_port}", VIDEO_LOOPBACK_ICE="true",
-               VIDEO_RECORDINGS_DIR=str(tmp / "recordings"), HANDOFF_STAFF_HOURS="00:00-23:59:59",
+               VIDEO_RECORDINGS_DIR=str(tmp / "recordings"), HANDOFF_STAFF_HOURS="00:00-24:00",
                HANDOFF_STAFF_DAYS="[1,2,3,4,5,6,7]", PYTHONPATH=str(ROOT))
     log = open(tmp / "gateway.log", "w")
     gateway = subprocess.Popen([sys.executable, "-m", "uvicorn", "gateway.app:create_app", "--factory", "--host",

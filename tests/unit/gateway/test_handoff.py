@@ -572,6 +572,17 @@ def test_staff_hours_read_as_words():
     assert describe_hours("09:00-17:00", [1, 2, 3, 4, 5]) == "周一至周五 9:00–17:00"
     assert describe_hours("08:30-20:00", [1, 2, 3, 4, 5, 6, 7]) == "每天 8:30–20:00"
     assert describe_hours("09:00-12:00", [6, 2]) == "周二、周六 9:00–12:00"
+    assert describe_hours("00:00-24:00", [1, 2, 3, 4, 5, 6, 7]) == "每天 0:00–24:00"
+
+
+def test_a_whole_day_desk_is_open_at_every_minute_including_the_last():
+    import datetime as dt
+
+    from video.schedule import is_open
+    days = [1, 2, 3, 4, 5, 6, 7]
+    assert is_open(dt.datetime(2026, 12, 6, 23, 59, 30), "00:00-24:00", days)
+    assert is_open(dt.datetime(2026, 12, 6, 0, 0), "00:00-24:00", days)
+    assert not is_open(dt.datetime(2026, 12, 6, 23, 59, 30), "00:00-23:59", days)
 
 
 async def test_the_bot_states_the_configured_staff_hours_not_the_ones_in_its_domain(redis):

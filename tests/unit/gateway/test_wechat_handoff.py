@@ -24,7 +24,7 @@ from gateway.wechat.relay import ACCEPTED_TEXT, CANCELLED_TEXT, HandoffRelay
 from gateway.wechat.video import BOOK_PREFIX, CARD_FAILED_TEXT, CARD_TITLE, VIDEO_PAGE
 from wechat_simulator import AES_KEY, WeChatSimulator, message_fields, push_body
 
-ALWAYS_OPEN = dict(handoff_staff_hours="00:00-23:59", handoff_staff_days=[1, 2, 3, 4, 5, 6, 7],
+ALWAYS_OPEN = dict(handoff_staff_hours="00:00-24:00", handoff_staff_days=[1, 2, 3, 4, 5, 6, 7],
                    handoff_max_wait_s=10**6)
 
 
