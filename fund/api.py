@@ -14,6 +14,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, Optional
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
@@ -59,8 +61,11 @@ def build_core(settings: CoreSettings, clock: Clock, redis_client: Any = None) -
         people = seeding.seed(engine, settings.core_seed, china_date(clock()))
         logger.info("core.database.seeded persons=%s", len(people))
     sessions = make_session_factory(engine)
+    # One immediate retry on a fresh connection: after a redis restart every pooled one is dead.
     store = redis_client or redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_timeout_s,
-                                                 socket_connect_timeout=settings.redis_timeout_s)
+                                                 socket_connect_timeout=settings.redis_timeout_s,
+                                                 retry=Retry(NoBackoff(), 1),
+                                                 retry_on_error=[redis.exceptions.ConnectionError])
     policy = Policy(max_failures=settings.core_max_failures, lock_s=settings.core_lock_s,
                     code_ttl_s=settings.core_code_ttl_s, idle_timeout_s=settings.core_idle_timeout_s)
     secret = settings.core_api_token.get_secret_value().encode()

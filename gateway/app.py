@@ -10,7 +10,6 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.audit_client import AuditClient, AuditError
@@ -23,6 +22,7 @@ from gateway.handoff.retention import RecordingRetention
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
 from gateway.metrics import Metrics
 from gateway.rasa_client import RasaClient
+from gateway.redis_connection import connect as connect_redis
 from gateway.request_ids import RequestIds
 from gateway.security_headers import SecurityHeaders
 from gateway.sessions import SessionStore
@@ -39,8 +39,7 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                                         socket_timeout=5, socket_connect_timeout=2)
+        app.state.redis = connect_redis(settings.redis_url)
         app.state.rasa = RasaClient(settings.rasa_url, settings.rasa_token.get_secret_value(), settings.rasa_timeout_s,
                                     gateway_token=settings.rasa_gateway_token.get_secret_value())
         app.state.metrics = Metrics()
@@ -142,7 +141,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ChatInputError)
     async def _chat_input(request: Request, exc: ChatInputError) -> JSONResponse:
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+        retry = {"Retry-After": "30"} if exc.status_code == 503 else {}  # e.g. WeChat's servers unreachable
+        return JSONResponse({"detail": exc.message}, status_code=exc.status_code, headers=retry)
 
     @app.exception_handler(BotUnavailable)
     async def _bot_unavailable(request: Request, exc: BotUnavailable) -> JSONResponse:

@@ -27,6 +27,7 @@ from gateway import sessions
 from gateway.conversation import ChatInputError
 from gateway.deps import LimiterDep, SessionsDep, SettingsDep
 from gateway.limits import Rate, RateLimited, RateLimiter, client_ip, origin_allowed
+from gateway.schemas import TtsBody, json_body
 from gateway.sessions import Session
 from gateway.settings import Settings
 from gateway.turns import read_json_object, session_or_unavailable
@@ -60,7 +61,7 @@ def tts_text(body: dict, max_chars: int) -> str:
     return text
 
 
-@router.post("/api/tts", response_class=Response,
+@router.post("/api/tts", response_class=Response, openapi_extra=json_body(TtsBody),
              responses={200: {"content": {"audio/wav": {}}, "description": "mono 16-bit PCM WAV"}})
 async def text_to_speech(request: Request, store: SessionsDep, limiter: LimiterDep, settings: SettingsDep) -> Response:
     session = await session_or_unavailable(store, sessions.presented_id(request))

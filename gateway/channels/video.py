@@ -12,16 +12,19 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 
 from gateway import sessions
 from gateway.conversation import BotMessage, Button
 from gateway.limits import Rate, RateLimited, RateLimiter, client_ip, origin_allowed
 from gateway.handoff import HandoffDesk, HandoffError, Ticket, TicketState, VideoServiceBase
 from gateway.handoff.desk import CONSENT_TEXT
+from gateway.schemas import AppointmentBody, CancelBody, HandoffBody, OfferBody, json_body
+from gateway.turns import read_json_object
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["video"])
-WS_BAD_MESSAGE, WS_INTERNAL = 1008, 1011
+WS_BAD_MESSAGE, WS_INTERNAL, WS_TRY_AGAIN = 1008, 1011, 1013
 OFFER_TEXT = "需要的话，可以和工作人员视频办理，一对一帮您操作。现在转视频服务吗？"
 OFFER_BUTTONS = [Button(title="好，视频办理", payload="/accept_handoff"), Button(title="不用了", payload="/decline_handoff")]
 CLOSED_TEXT = "现在不在工作人员服务时间，为您预约视频办理。请选择方便的时间："
@@ -114,16 +117,6 @@ def _service(request_or_ws) -> VideoServiceBase:
     return request_or_ws.app.state.video
 
 
-async def _json_object(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body() or b"null")
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
-        raise HTTPException(status_code=400, detail="请求格式错误：需要 JSON 对象。")
-    return body
-
-
 async def _session_sender(request: Request) -> str:
     """The sender of the caller's chat session: the handoff never takes a sender id from the request."""
     session = await request.app.state.sessions.get(sessions.presented_id(request))
@@ -132,11 +125,11 @@ async def _session_sender(request: Request) -> str:
     return session.sender_id
 
 
-@router.post("/api/handoff")
+@router.post("/api/handoff", openapi_extra=json_body(HandoffBody))
 async def request_handoff(request: Request) -> dict:
     """The widget's own "视频办理" button: same result as the bot's handoff_start payload.
     `elder_mode: true` is a self-declaration: the priority lane within its allowance."""
-    body = await _json_object(request)
+    body = await read_json_object(request)
     sender_id = await _session_sender(request)
     settings = request.app.state.settings
     ip = client_ip(request, settings.trusted_proxies)
@@ -146,9 +139,9 @@ async def request_handoff(request: Request) -> dict:
     return {"messages": [m.model_dump() for m in await hook.start(sender_id, priority, "button")]}
 
 
-@router.post("/api/handoff/{ticket_id}/cancel")
+@router.post("/api/handoff/{ticket_id}/cancel", openapi_extra=json_body(CancelBody))
 async def cancel_handoff(ticket_id: str, request: Request) -> dict:
-    body = await _json_object(request)
+    body = await read_json_object(request)
     try:
         await _service(request).desk.cancel(ticket_id, str(body.get("key", "")))
     except HandoffError as exc:
@@ -156,9 +149,9 @@ async def cancel_handoff(ticket_id: str, request: Request) -> dict:
     return {"state": "cancelled", "text": "已取消排队。需要时可以随时再找工作人员。"}
 
 
-@router.post("/api/handoff/appointments")
+@router.post("/api/handoff/appointments", openapi_extra=json_body(AppointmentBody))
 async def book_appointment(request: Request) -> dict:
-    body = await _json_object(request)
+    body = await read_json_object(request)
     sender_id = await _session_sender(request)
     settings, limiter = request.app.state.settings, request.app.state.limiter
     await limiter.hit("booking_session", sender_id, Rate.parse(settings.rate_booking_session))
@@ -171,10 +164,10 @@ async def book_appointment(request: Request) -> dict:
             "text": f"已为您预约 {label} 的视频办理，届时打开本页面点击“视频办理”即可接通工作人员。"}
 
 
-@router.post("/api/video/offer")
+@router.post("/api/video/offer", openapi_extra=json_body(OfferBody))
 async def video_offer(request: Request) -> dict:
     """One POST with the complete offer (non-trickle ICE); the answer carries the server's candidates."""
-    body = await _json_object(request)
+    body = await read_json_object(request)
     token, sdp, sdp_type = body.get("token"), body.get("sdp"), body.get("type", "offer")
     if not isinstance(token, str) or not isinstance(sdp, str) or sdp_type != "offer":
         raise HTTPException(status_code=422, detail="需要 token、sdp 和 type=offer。")
@@ -201,8 +194,10 @@ async def handoff_socket(websocket: WebSocket, ticket_id: str) -> None:
         if len(raw) > 1024:
             raise ValueError("first frame too long")
         first = json.loads(raw)
+        if not isinstance(first, dict):
+            raise TypeError("first frame is not an object")
         ticket = await service.desk.get(ticket_id)
-        if not isinstance(first, dict) or not ticket or first.get("key") != ticket.key:
+        if not ticket or first.get("key") != ticket.key:
             await websocket.close(code=WS_BAD_MESSAGE, reason="bad ticket or key")
             return
         wants_call = asyncio.Event()
@@ -213,14 +208,27 @@ async def handoff_socket(websocket: WebSocket, ticket_id: str) -> None:
             task.cancel()
         for task in done:
             task.result()
-    except (WebSocketDisconnect, ValueError):
+    except WebSocketDisconnect:
         logger.info("handoff.ws.closed ticket=%s", ticket_id)
+    except (ValueError, KeyError, TypeError):  # not JSON, a binary frame, a frame of the wrong shape
+        logger.info("handoff.ws.bad_frame ticket=%s", ticket_id)
+        await _close_quietly(websocket, WS_BAD_MESSAGE, "消息格式错误")
+    except RedisError as exc:
+        logger.warning("handoff.ws.redis_unavailable ticket=%s error=%s", ticket_id, type(exc).__name__)
+        await _close_quietly(websocket, WS_TRY_AGAIN, "服务暂时不可用，请稍后再试")
     except asyncio.TimeoutError:
         logger.info("handoff.ws.silent ticket=%s", ticket_id)
         await websocket.close(code=WS_BAD_MESSAGE, reason="no key")
     except Exception:
         logger.exception("handoff.ws.failed ticket=%s", ticket_id)
         await websocket.close(code=WS_INTERNAL)
+
+
+async def _close_quietly(websocket: WebSocket, code: int, reason: str) -> None:
+    try:
+        await websocket.close(code=code, reason=reason)
+    except RuntimeError:  # already closed by the other side
+        pass
 
 
 async def _read_citizen(websocket: WebSocket, service: VideoServiceBase, ticket: Ticket, wants_call: asyncio.Event) -> None:

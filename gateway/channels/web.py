@@ -21,6 +21,7 @@ from gateway import sessions
 from gateway.limits import RateLimited, client_ip, origin_allowed
 from gateway.conversation import BOT_UNAVAILABLE, BotMessage, BotUnavailable, ChatInputError, is_identity_verified
 from gateway.deps import ConversationDep, LimiterDep, SessionsDep, SettingsDep
+from gateway.schemas import ChatBody, json_body
 from gateway.sessions import Session, SessionStore
 from gateway.turns import count_turn, new_session, read_json_object, session_or_unavailable, session_turn
 
@@ -99,7 +100,7 @@ async def end_session(request: Request, response: Response, store: SessionsDep, 
     return {"ended": True, "text": ENDED_TEXT}
 
 
-@router.post("/api/chat", response_model=ChatReply, response_model_exclude_none=True)
+@router.post("/api/chat", response_model=ChatReply, response_model_exclude_none=True, openapi_extra=json_body(ChatBody))
 async def chat(request: Request, response: Response, conversation: ConversationDep, store: SessionsDep,
                limiter: LimiterDep, settings: SettingsDep) -> ChatReply:
     body = await read_json_object(request)

@@ -23,6 +23,7 @@ from gateway.channels.web import (SESSION_UNAVAILABLE, WS_BAD_MESSAGE, WS_INTERN
 from gateway.conversation import BotMessage, BotUnavailable, ChatInputError, is_identity_verified
 from gateway.deps import LimiterDep, SessionsDep, SettingsDep
 from gateway.limits import Rate, client_ip, origin_allowed
+from gateway.schemas import ChatBody, WxLoginBody, json_body
 from gateway.sessions import Session
 from gateway.turns import count_turn, read_json_object, session_or_unavailable
 from gateway.wechat import OPENID_KIND, WeChat
@@ -48,7 +49,7 @@ async def _wx_session(store, session_id: Optional[str]) -> Session:
     return session
 
 
-@router.post("/api/wx/login")
+@router.post("/api/wx/login", openapi_extra=json_body(WxLoginBody))
 async def wx_login(request: Request, store: SessionsDep, limiter: LimiterDep, settings: SettingsDep) -> dict:
     """{"code": <wx.login() code>} -> {"token"}: a bearer session bound to the openid (never returned)."""
     body = await read_json_object(request)
@@ -74,7 +75,8 @@ async def wx_login(request: Request, store: SessionsDep, limiter: LimiterDep, se
     return {"token": session.id}
 
 
-@router.post("/api/wx/chat", response_model=ChatReply, response_model_exclude_none=True)
+@router.post("/api/wx/chat", response_model=ChatReply, response_model_exclude_none=True,
+             openapi_extra=json_body(ChatBody))
 async def wx_chat(request: Request, store: SessionsDep, limiter: LimiterDep, settings: SettingsDep) -> ChatReply:
     session = await _wx_session(store, sessions.bearer(request))
     body = await read_json_object(request)

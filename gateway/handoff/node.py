@@ -19,7 +19,6 @@ from contextlib import asynccontextmanager
 import uvicorn
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from gateway.handoff.desk import HandoffDesk
@@ -28,6 +27,7 @@ from gateway.handoff.nodes import NodeDirectory
 from gateway.handoff.retention import RecordingRetention
 from gateway.handoff.tickets import Ticket
 from gateway.logs import configure_logging
+from gateway.redis_connection import connect as connect_redis
 from gateway.settings import Settings, settings_or_exit
 
 logger = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def create_node_app(settings: Settings, port: int) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+        redis = connect_redis(settings.redis_url)
         desk = HandoffDesk(redis, settings)
         service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, all_rooms_here=False)
         service.rooms.set_peer_lost(service.on_peer_lost)

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from gateway import keys
 from gateway.audit_client import AuditClient, AuditError
 from gateway.logs import configure_logging
+from gateway.redis_connection import connect as connect_redis
 from gateway.settings import settings_or_exit
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,7 @@ class RecordingRetention:
 
 async def _sweep_once(dry_run: bool) -> list[str]:
     settings = settings_or_exit()
-    redis = Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+    redis = connect_redis(settings.redis_url)
     audit = AuditClient(redis, settings.core_url, settings.core_api_token.get_secret_value(), settings.audit_timeout_s)
     try:
         retention = RecordingRetention(redis, audit, settings.video_recordings_dir, settings.video_recording_retention_days)

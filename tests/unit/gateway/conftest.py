@@ -1,17 +1,7 @@
-"""Fixtures shared by the gateway's unit tests (fakeredis only; the real server is in tests/integration)."""
-from contextlib import contextmanager
-
+"""Fixtures shared by the gateway's unit tests (fakeredis only; the real server is in tests/integration).
+The app itself with a fake Rasa: gateway_app.gateway_client."""
 import fakeredis
-import httpx
 import pytest
-from fastapi.testclient import TestClient
-
-from gateway.app import create_app
-from gateway.conversation import Conversation
-from gateway.limits import RateLimiter
-from gateway.rasa_client import RasaClient
-from gateway.sessions import SessionStore
-from gateway.settings import Settings
 
 
 @pytest.fixture
@@ -19,17 +9,3 @@ async def redis():
     client = fakeredis.FakeAsyncRedis(decode_responses=True)
     yield client
     await client.aclose()
-
-
-@contextmanager
-def gateway_client(rasa_handler, redis, clock=None, **overrides):
-    """The gateway app with a fake Rasa (an httpx handler) and fakeredis behind sessions, limits and the vault."""
-    app = create_app(Settings(_env_file=None, anju_env="test", redis_url="redis://127.0.0.1:1/0", **overrides))
-    timed = {"clock": clock} if clock else {}
-    with TestClient(app) as client:
-        rasa = RasaClient("http://rasa.test", "t", 2.0, transport=httpx.MockTransport(rasa_handler))
-        app.state.rasa = rasa
-        app.state.conversation = Conversation(rasa, app.state.settings.chat_max_chars, redis)
-        app.state.sessions = SessionStore(redis, 3600, 900, **timed)
-        app.state.limiter = RateLimiter(redis, **timed)
-        yield client

@@ -5,7 +5,7 @@ import fakeredis
 import httpx
 import pytest
 
-from conftest import gateway_client
+from gateway_app import gateway_client
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, Conversation
 from gateway.rasa_client import RasaClient
 
@@ -92,7 +92,7 @@ def test_malformed_body_is_a_400_with_a_chinese_message(client, raw):
 
 
 def test_a_lone_surrogate_is_a_400_not_bot_unavailable_and_the_next_turn_works(api, fake_rasa):
-    resp = api.post("/api/chat", content=b'{"text": "\\ud800\u516c\u79ef\u91d1"}',
+    resp = api.post("/api/chat", content='{"text": "\\ud800公积金"}'.encode(),
                     headers={"Content-Type": "application/json"})
     assert resp.status_code == 400 and "无法识别的字符" in resp.json()["detail"]
     assert fake_rasa.received == []
@@ -172,8 +172,11 @@ def test_id_and_phone_numbers_never_reach_rasa_but_stay_in_the_vault(api, fake_r
 
 def test_clients_cannot_set_trusted_metadata(api, fake_rasa):
     api.post("/api/chat", json={"text": "查余额", "metadata": {"wechat_openid": "o-stolen", "elder_mode": True,
-                                                             "identity_assertion": "v1.forged.mac"}})
-    assert fake_rasa.received[0]["metadata"] == {"elder_mode": True}
+                                                             "identity_assertion": "v1.forged.mac",
+                                                             "request_id": "forged-request-id"}})
+    metadata = dict(fake_rasa.received[0]["metadata"])
+    assert metadata.pop("request_id") != "forged-request-id"  # the gateway's own, for the logs
+    assert metadata == {"elder_mode": True}
 
 
 async def test_an_empty_reply_while_the_action_server_is_down_is_a_503_not_silence(fake_redis):

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from starlette.requests import HTTPConnection
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import gateway_client
+from gateway_app import gateway_client
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter, client_ip, origin_allowed
 
 

@@ -5,7 +5,7 @@ import fakeredis
 import httpx
 import pytest
 
-from conftest import gateway_client
+from gateway_app import gateway_client
 from gateway.conversation import Conversation
 from gateway.settings import Settings
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import gateway_client
+from gateway_app import gateway_client
 from gateway import sessions
 
 

@@ -7,7 +7,7 @@ import fakeredis
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from conftest import gateway_client
+from gateway_app import gateway_client
 from gateway.voice import prompts
 from voice_fakes import FakeRasa, FakeSpeech, FakeTTS, install, silence, tone
 

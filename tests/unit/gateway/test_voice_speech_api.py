@@ -8,7 +8,7 @@ import wave
 import fakeredis
 import pytest
 
-from conftest import gateway_client
+from gateway_app import gateway_client
 from gateway.voice import prompts
 from gateway.voice.runtime import Voice
 from gateway.voice.synthesis import Synthesizer, espeak_engine
