@@ -76,7 +76,8 @@ async def text_to_speech(request: Request, store: SessionsDep, limiter: LimiterD
     return Response(wav_bytes(pcm, TTS_RATE), media_type="audio/wav", headers={"Cache-Control": "no-store"})
 
 
-async def _refuse(websocket: WebSocket, message: str, code: int, **extra) -> None:
+async def refuse(websocket: WebSocket, message: str, code: int, **extra) -> None:
+    """The speech sockets' refusal: one {"error": Chinese message} frame, then the close code."""
     await websocket.send_json({"error": message, **extra})
     await websocket.close(code=code)
 
@@ -93,15 +94,15 @@ async def speech_socket(websocket: WebSocket) -> None:
     try:
         session = await app.state.sessions.get(sessions.presented_id(websocket))
         if session is None:
-            await _refuse(websocket, prompts.NEED_SESSION, WS_POLICY)
+            await refuse(websocket, prompts.NEED_SESSION, WS_POLICY)
             return
         await count_speech(app.state.limiter, settings, "speech", session,
                            client_ip(websocket, settings.trusted_proxies))
     except RateLimited as exc:
-        await _refuse(websocket, exc.message, WS_POLICY, retry_after_s=exc.retry_after_s)
+        await refuse(websocket, exc.message, WS_POLICY, retry_after_s=exc.retry_after_s)
         return
     except RedisError:
-        await _refuse(websocket, prompts.SESSION_BUSY, WS_INTERNAL)
+        await refuse(websocket, prompts.SESSION_BUSY, WS_INTERNAL)
         return
     try:
         fmt = await _config(websocket, settings)
@@ -111,10 +112,10 @@ async def speech_socket(websocket: WebSocket) -> None:
             await _dictation(websocket, remote, settings, fmt.bytes_per_second)
     except FrameError as exc:
         logger.info("speech.ws.bad_frame code=%d", exc.code)
-        await _refuse(websocket, exc.message, exc.code)
+        await refuse(websocket, exc.message, exc.code)
     except RecognitionUnavailable as exc:
         logger.warning("speech.ws.recognition_unavailable error=%s", exc)
-        await _refuse(websocket, prompts.SPEECH_UNAVAILABLE, WS_TRY_LATER)
+        await refuse(websocket, prompts.SPEECH_UNAVAILABLE, WS_TRY_LATER)
     except _Disconnected:
         logger.info("speech.ws.client_gone")
 
@@ -139,7 +140,7 @@ async def _receive(websocket: WebSocket, timeout_s: float) -> Optional[str | byt
 async def _config(websocket: WebSocket, settings: Settings):
     frame = await _receive(websocket, settings.ws_first_frame_timeout_s)
     if frame is None:
-        await _refuse(websocket, prompts.FIRST_FRAME_LATE, 1000)
+        await refuse(websocket, prompts.FIRST_FRAME_LATE, 1000)
         return None
     if isinstance(frame, bytes):
         raise FrameError(prompts.AUDIO_BEFORE_CONFIG)
@@ -153,7 +154,7 @@ async def _dictation(websocket: WebSocket, remote: RemoteStream, settings: Setti
     while True:
         frame = await _receive(websocket, settings.ws_first_frame_timeout_s * 3)
         if frame is None:
-            await _refuse(websocket, prompts.IDLE, 1000)
+            await refuse(websocket, prompts.IDLE, 1000)
             return
         if isinstance(frame, str):
             data = parse_json_frame(frame)

@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from starlette.websockets import WebSocketDisconnect
 
 from gateway import sessions
+from gateway.channels.speech_api import refuse
 from gateway.conversation import BOT_UNAVAILABLE, BotMessage, BotUnavailable, ChatInputError, is_identity_verified
 from gateway.limits import RateLimited, client_ip, origin_allowed
 from gateway.sessions import Session
@@ -102,11 +103,6 @@ class CallTurns:
         return [m for m in messages if not is_identity_verified(m)]
 
 
-async def _refuse(websocket: WebSocket, message: str, code: int, **extra) -> None:
-    await websocket.send_json({"error": message, **extra})
-    await websocket.close(code=code)
-
-
 @router.websocket("/ws/voice")
 async def voice_socket(websocket: WebSocket) -> None:
     app = websocket.app
@@ -121,10 +117,10 @@ async def voice_socket(websocket: WebSocket) -> None:
         presented = await store.get(sessions.presented_id(websocket))
         session = presented or await new_session(store, app.state.limiter, settings, websocket, "voice")
     except RateLimited as exc:
-        await _refuse(websocket, exc.message, WS_POLICY, retry_after_s=exc.retry_after_s)
+        await refuse(websocket, exc.message, WS_POLICY, retry_after_s=exc.retry_after_s)
         return
     except (RedisError, BotUnavailable):
-        await _refuse(websocket, prompts.SESSION_BUSY, WS_INTERNAL)
+        await refuse(websocket, prompts.SESSION_BUSY, WS_INTERNAL)
         return
     turns = CallTurns(app, session, client_ip(websocket, settings.trusted_proxies))
     try:
@@ -138,7 +134,7 @@ async def voice_socket(websocket: WebSocket) -> None:
         reason = await Call(SocketLink(websocket), services, fmt, call_limits(settings)).run()
         logger.info("voice.call.ended reason=%s", reason)
     except FrameError as exc:
-        await _refuse(websocket, exc.message, exc.code)
+        await refuse(websocket, exc.message, exc.code)
     except WebSocketDisconnect:
         logger.info("voice.call.ended reason=disconnected")
     finally:
@@ -150,7 +146,7 @@ async def _config(websocket: WebSocket, settings: Settings):
     try:
         message = await asyncio.wait_for(websocket.receive(), settings.ws_first_frame_timeout_s)
     except asyncio.TimeoutError:
-        await _refuse(websocket, prompts.FIRST_FRAME_LATE, 1000)
+        await refuse(websocket, prompts.FIRST_FRAME_LATE, 1000)
         return None
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
