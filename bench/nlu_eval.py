@@ -1,8 +1,10 @@
 """NLU benchmark: the trained model, through a running `rasa run --enable-api`, on the dev set.
 
 Maps each parse (retrieval key for faq/*, intent otherwise) to the dev set's taxonomy with
-bench/taxonomy_map.yml and prints accuracy, macro-F1 over the labels present in the file,
-per-label F1 with support, the confusions, a sweep of the fallback threshold (from the
+bench/taxonomy_map.yml and prints the three outcomes a citizen sees, scored as the hidden
+set is (asked: nlu_fallback, or the FAQ with a topic confidence under actions/faq.py's
+MIN_TOPIC_CONFIDENCE; otherwise answered right or wrong by taxonomy), accuracy, macro-F1
+over the labels present in the file, per-label F1 with support, the confusions, a sweep of the fallback threshold (from the
 intent ranking, so one run shows what another threshold would do) and /model/parse
 latency. Measures only: never train on the dev questions.
 
@@ -27,6 +29,38 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 FALLBACK_INTENTS = {"nlu_fallback", "out_of_scope"}
+OUTCOMES = ("right", "asked", "wrong")
+
+
+def faq_threshold(path: Path = ROOT / "actions" / "faq.py") -> float:
+    """actions/faq.py's MIN_TOPIC_CONFIDENCE: below it the bot asks which topic was meant."""
+    return float(re.search(r"^MIN_TOPIC_CONFIDENCE = ([0-9.]+)", path.read_text(encoding="utf-8"), re.M).group(1))
+
+
+MIN_TOPIC_CONFIDENCE = faq_threshold()
+
+
+def outcome(gold: str, predicted: str, asked: bool) -> str:
+    """What the citizen gets: a question back, the right answer, or a wrong one."""
+    return "asked" if asked else ("right" if predicted == gold else "wrong")
+
+
+def outcome_rates(outcomes: list[str]) -> dict[str, float]:
+    counts = Counter(outcomes)
+    return {name: counts[name] / len(outcomes) if outcomes else 0.0 for name in OUTCOMES}
+
+
+def asks(result: dict[str, Any], min_topic_confidence: float = MIN_TOPIC_CONFIDENCE) -> bool:
+    """The bot asks back: the NLU gave up (nlu_fallback), or chose the FAQ with a topic too
+    unsure to answer (actions/faq.py then offers the likeliest topics as buttons)."""
+    intent = (result.get("intent") or {}).get("name")
+    return intent == "nlu_fallback" or (intent == "faq" and faq_confidence(result) < min_topic_confidence)
+
+
+def parse_outcome(result: dict[str, Any], gold: str, rules: list[tuple[re.Pattern, str]],
+                  min_topic_confidence: float = MIN_TOPIC_CONFIDENCE) -> str:
+    """One /model/parse result scored as the hidden set is: asked, or right/wrong by taxonomy."""
+    return outcome(gold, to_label(predicted_key(result), rules), asks(result, min_topic_confidence))
 
 
 def load_map(path: Path) -> list[tuple[re.Pattern, str]]:
@@ -107,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--map", type=Path, default=ROOT / "bench" / "taxonomy_map.yml")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "nlu_eval.txt")
     ap.add_argument("--timeout", type=float, default=10.0)
+    ap.add_argument("--min-topic-confidence", type=float, default=MIN_TOPIC_CONFIDENCE,
+                    help="the FAQ topic confidence under which the bot asks (actions/faq.py)")
     args = ap.parse_args(argv)
 
     rules = load_map(args.map)
@@ -131,6 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "confusions (gold -> predicted: count)"]
     for (g, p), n in Counter((g, p) for g, p in zip(gold, pred) if g != p).most_common():
         lines.append(f"  {g} -> {p}: {n}")
+    outcomes = [parse_outcome(r, g, rules, args.min_topic_confidence) for r, g in zip(results, gold)]
+    shares = outcome_rates(outcomes)
+    lines[2:2] = [f"outcomes (asked = nlu_fallback, or faq with topic confidence < {args.min_topic_confidence}): "
+                  + "  ".join(f"answered {name} {shares[name]:.3f}" if name != "asked" else f"asked {shares[name]:.3f}"
+                              for name in OUTCOMES)]
+    by_label: dict[str, list[str]] = {}
+    for g, o in zip(gold, outcomes):
+        by_label.setdefault(g, []).append(o)
+    lines += ["", "outcomes by gold label (right / asked / wrong)"]
+    for label, rows_of in sorted(by_label.items(), key=lambda kv: -len(kv[1])):
+        c = Counter(rows_of)
+        lines.append(f"  {label:32} {c['right']:3d} / {c['asked']:3d} / {c['wrong']:3d}")
     lines += ["", "errors (id, gold, predicted key, intent confidence, FAQ key confidence, text)"]
     for row, result, key, label in zip(rows, results, keys, pred):
         if label != row["label"]:

@@ -63,3 +63,50 @@ def normalize(text: str) -> str:
         if len(wrong) == len(right):
             converted = converted.replace(wrong, right)
     return converted.lower()
+
+
+# ---- long messages: where the question is --------------------------------------------------
+# A message-board post tells a situation over several sentences and asks at the end (or in
+# the middle). The topic model reads the whole post and, as a second block of features, the
+# interrogative clauses alone (bot/components/topic_model.py), so the question decides and
+# the situation adds evidence instead of drowning it.
+import re as _re  # noqa: E402
+
+_SENTENCE_END = _re.compile(r"(?<=[。！？!?；;\n…])")
+_CLAUSE_END = _re.compile(r"(?<=[，,：:、])")
+_INTERROGATIVE = _re.compile(
+    r"[?？]|吗|呢|么|怎么|怎样|咋|如何|能不能|能否|可不可以|可以不|是不是|是否|有没有|多少|多久|多长|几[个天年月次]|"
+    r"哪|什么|啥|为何|为什么|请问|想问|咨询|求助|求解|麻烦告诉|请告知|请帮|帮忙"
+)
+SHORT_MESSAGE = 30  # characters: below this the whole message is the question
+LONG_SENTENCE = 8  # characters: a sentence longer than this is split again at its commas
+
+
+def clauses(text: str) -> list:
+    """Sentences split at 。！？；/new lines, long sentences again at commas; stripped, non-empty."""
+    out = []
+    for sentence in _SENTENCE_END.split(text):
+        parts = _CLAUSE_END.split(sentence) if len(sentence) > LONG_SENTENCE else [sentence]
+        out.extend(p.strip(" ，,：:、。；;！!…\n") for p in parts)
+    return [p for p in out if p]
+
+
+def is_question(clause: str) -> bool:
+    return bool(_INTERROGATIVE.search(clause))
+
+
+def question_focus(text: str) -> str:
+    """The part of a long message that asks: its interrogative clauses (with the clause just
+    before each, which usually names what is asked about). Short messages, and posts where no
+    clause asks (a story whose question is only implied), are returned whole."""
+    if len(text) < SHORT_MESSAGE:
+        return text
+    parts = clauses(text)
+    if len(parts) < 2:
+        return text
+    asking = [i for i, part in enumerate(parts) if is_question(part)]
+    if not asking:
+        return text
+    keep = sorted({j for i in asking for j in (i - 1, i) if j >= 0})
+    focus = "，".join(parts[j] for j in keep)
+    return focus if focus else text

@@ -32,6 +32,9 @@ from bot.components.topic_model import TopicModel, split_retrieval
 logger = logging.getLogger(__name__)
 
 MODEL_FILE = "topic_model.joblib"
+# place_lookup: the lookup table whose names are masked besides bot/components/places.py's;
+# focus_weight: the interrogative clauses' block (TopicModel).
+DEFAULTS: Dict[Text, Any] = {"C": 30.0, "e5_weight": 3.0, "place_lookup": "city", "focus_weight": 1.0}
 INTENT_RANKING_LENGTH = 10
 # Keys of Rasa's response selector output (rasa.nlu.selectors.response_selector).
 RESPONSE_SELECTOR = "response_selector"
@@ -40,7 +43,8 @@ RETRIEVAL_INTENTS = "all_retrieval_intents"
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=True)
 class TopicClassifier(GraphComponent, IntentClassifier):
-    """Logistic regression over character n-grams and e5 sentence embeddings."""
+    """Logistic regression over character n-grams and e5 sentence embeddings of the whole
+    message and of its question (long posts), with place names and numbers masked."""
 
     @staticmethod
     def required_packages() -> List[Text]:
@@ -48,8 +52,7 @@ class TopicClassifier(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> Dict[Text, Any]:
-        # place_lookup: the lookup table whose names are masked (see TopicModel).
-        return {"C": 30.0, "e5_weight": 3.0, "place_lookup": "city"}
+        return dict(DEFAULTS)
 
     def __init__(self, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                  model: Optional[TopicModel] = None) -> None:
@@ -68,7 +71,7 @@ class TopicClassifier(GraphComponent, IntentClassifier):
         places = [name for table in training_data.lookup_tables
                   if table.get("name") == self._config["place_lookup"] for name in table.get("elements", [])]
         self._model = TopicModel(c=float(self._config["C"]), e5_weight=float(self._config["e5_weight"]),
-                                 places=places).fit(
+                                 places=places, focus_weight=float(self._config["focus_weight"])).fit(
             [m.get(TEXT) for m in examples], [m.get_full_intent() for m in examples])
         with self._model_storage.write_to(self._resource) as directory:
             joblib.dump(self._model, directory / MODEL_FILE)
@@ -101,6 +104,11 @@ class TopicClassifier(GraphComponent, IntentClassifier):
         message.set(INTENT_RANKING_KEY, ranked[:INTENT_RANKING_LENGTH], add_to_output=True)
         if not keys:
             return
+        # A key's confidence is its own probability (the chance this answer is right), not its
+        # share of the retrieval intent: actions/faq.py asks below MIN_TOPIC_CONFIDENCE, and
+        # "faq 0.9 but spread over three topics" must ask (topic_model.decide).
+        totals = dict(intents)
+        keys = {intent: [(key, share * totals[intent]) for key, share in ranked] for intent, ranked in keys.items()}
         selector: Dict[str, Any] = {RETRIEVAL_INTENTS: sorted(keys)}
         for intent, ranked_keys in keys.items():
             top_key, top_p = ranked_keys[0]

