@@ -56,8 +56,12 @@ class Tally:
         return sum(sum(c.values()) for c in self.by_endpoint.values())
 
 
+def new_session(gateway: str) -> str:
+    return httpx.post(f"{gateway}/api/session", timeout=10).json()["token"]
+
+
 def still_answers(gateway: str) -> bool:
-    token = httpx.post(f"{gateway}/api/session", timeout=10).json()["token"]
+    token = new_session(gateway)
     resp = httpx.post(f"{gateway}/api/chat", json={"text": FAQ}, timeout=60, headers={"Authorization": f"Bearer {token}"})
     return resp.status_code == 200 and FACT in json.dumps(resp.json(), ensure_ascii=False)
 
@@ -111,8 +115,10 @@ def fuzz_websockets(gateway: str, token: str, tally: Tally, examples: int, say) 
                         pass
                 tally.record(path, 101)
             except WebSocketException as exc:
-                code = getattr(getattr(exc, "rcvd", None), "code", 0) or 0
-                tally.record(path, 0 if code < 1011 or code in (1013,) else 500, note=f"close {code} {exc}")
+                # A deliberate close (policy, bad data, too big, try again, the app's own 4xxx codes) is
+                # an answer; 1011 (internal error) and 1006 (dropped without a close frame) are not.
+                code = getattr(getattr(exc, "rcvd", None), "code", 0) or 1006
+                tally.record(path, 500 if code in (1006, 1011) else 0, note=f"close {code} {exc}")
             except (OSError, TimeoutError) as exc:
                 tally.record(path, 599, note=f"{type(exc).__name__}: {exc}")
 
@@ -159,14 +165,20 @@ def main() -> int:
         stack.start()
         try:
             gateway = stack.urls["gateway"]
-            token = httpx.post(f"{gateway}/api/session", timeout=10).json()["token"]
+            token = new_session(gateway)
             account = DEV_STAFF_ACCOUNTS[0]
             staff = httpx.post(f"{gateway}/api/staff/login", timeout=10, json={
                 "username": account.username, "password": "dev-staff-pass",
                 "totp": pyotp.TOTP(account.totp_secret.get_secret_value()).now()}).json()["token"]
 
             def headers_for(path: str) -> dict[str, str]:
-                return {"Authorization": f"Bearer {staff if path.startswith('/api/staff') else token}"}
+                if path == "/api/staff/logout":  # would end the shared staff session
+                    return {"Authorization": "Bearer not-a-staff-session"}
+                if path.startswith("/api/staff"):
+                    return {"Authorization": f"Bearer {staff}"}
+                if path in ("/api/session/end", "/api/session/rotate"):  # would end the shared session
+                    return {"Authorization": f"Bearer {new_session(gateway)}"}
+                return {"Authorization": f"Bearer {token}"}
 
             say(f"fuzz_http  {time.strftime('%Y-%m-%d %H:%M')}  machine: {os.cpu_count()} cores; "
                 f"{args.examples} examples per operation and mode, {args.ws_examples} socket sessions per path")
