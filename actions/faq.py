@@ -148,5 +148,6 @@ class ActionAnswerFaq(Action):
             return []
         buttons.append({"title": "都不是，转人工", "payload": "/request_human"})
         dispatcher.utter_message(response="utter_which_topic", buttons=buttons)
+        dispatcher.utter_message(json_message={"type": "clarify"})  # the gateway counts it (/metrics, stats) and drops it
         logger.info("faq.unsure candidates=%s", ",".join(candidates))
         return []

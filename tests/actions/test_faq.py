@@ -70,7 +70,8 @@ def test_an_unsure_topic_is_not_answered_the_likeliest_topics_are_offered(core, 
                ("channel_online", 0.12), ("withdraw_rent", 0.1)]
     reply = run(ActionAnswerFaq(), faq_tracker("withdraw_arrival", 0.19, ranking=ranking), domain)
     assert [c[1] for c in core.calls] == ["/policy/topics"]  # no answer was fetched
-    assert reply.responses == ["utter_which_topic"] and reply.slots() == {}
+    assert reply.responses == ["utter_which_topic", None] and reply.slots() == {}
+    assert reply.customs == [{"type": "clarify"}]  # counted by the gateway as a clarifying question
     assert [b["title"] for b in reply.buttons] == ["提取审批和到账时间", "贷款审批时间", "线上办理渠道", "都不是，转人工"]
     assert reply.buttons[1]["payload"] == '/faq{"faq_topic": "loan_review_time"}'
 
