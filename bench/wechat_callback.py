@@ -125,7 +125,7 @@ def main() -> int:
         finally:
             stack.stop()
     lat, e2e = r["latencies"], r["e2e"] or [0.0]
-    report(f"wechat_callback  {time.strftime('%Y-%m-%d %H:%M')}  machine: {os.cpu_count()} cores (shared with other work)")
+    report(f"wechat_callback  {time.strftime('%Y-%m-%d %H:%M')}  machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     report(f"setup: safe mode (AES) XML pushes; simulator custom/send round trip {args.send_delay_ms} ms; "
            f"rate limits lifted: {LIFTED_LIMITS}")
     report(f"load: {r['users']} citizens x {args.messages} messages, all at once, each pushed as soon as the "
