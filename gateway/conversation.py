@@ -151,12 +151,10 @@ class Conversation:
         try:
             raw = await self._rasa.send(sender_id, text, metadata)
         except RasaUnavailable:
-            self.metrics.failed("rasa")
-            return [to_bot_message(m) for m in await self._without_the_bot(text)], "knowledge_base"
+            return await self._without_the_bot(text, "rasa"), "knowledge_base"
         if not raw and self._actions_alive is not None and not await self._actions_alive():
             logger.warning("chat.actions.unavailable")
-            self.metrics.failed("actions")
-            return [to_bot_message(m) for m in await self._without_the_bot(text)], "knowledge_base"
+            return await self._without_the_bot(text, "actions"), "knowledge_base"
         messages = [to_bot_message(m) for m in raw]
         outcome = outcome_of(messages)
         messages = await self._take_markers(sender_id, messages)
@@ -165,12 +163,14 @@ class Conversation:
                                                           clarified=outcome == "clarified")
         return messages, outcome
 
-    async def _without_the_bot(self, text: str) -> list[dict[str, Any]]:
-        """The knowledge base's answer to an FAQ question, or BotUnavailable (503 with the hotline)."""
+    async def _without_the_bot(self, text: str, failed: str) -> list[BotMessage]:
+        """`failed` (rasa or actions) could not answer: the knowledge base's answer to an FAQ
+        question, or BotUnavailable (503 with the hotline)."""
+        self.metrics.failed(failed)
         answer = await self._fallback.answer(text) if self._fallback is not None else None
         if answer is None:
             raise BotUnavailable()
-        return answer
+        return [to_bot_message(m) for m in answer]
 
     async def _take_markers(self, sender_id: str, messages: list[BotMessage]) -> list[BotMessage]:
         """Acts on the actions' EXPECTS markers and drops them; IDENTITY_VERIFIED goes on to the channel."""

@@ -156,7 +156,8 @@ class FaqFallback:
                  timeout_s: float, thresholds: Thresholds = Thresholds(),
                  transport: Optional[httpx.AsyncBaseTransport] = None):
         self._index = index
-        self._cities = sorted(cities.items(), key=lambda kv: len(kv[0]), reverse=True)
+        self._cities = cities  # alias -> canonical name
+        self._aliases = sorted(cities, key=len, reverse=True)  # longest first: 马鞍山市 before 马鞍山
         self._thresholds = thresholds
         self._http = internal_client(base_url=core_url, timeout=timeout_s, transport=transport,
                                      headers={"Authorization": f"Bearer {core_token}"})
@@ -171,7 +172,7 @@ class FaqFallback:
 
     def city_in(self, text: str) -> Optional[str]:
         """The first known city alias in the text (longest aliases first), as written."""
-        return next((alias for alias, _ in self._cities if alias in text), None)
+        return next((alias for alias in self._aliases if alias in text), None)
 
     async def answer(self, text: str) -> Optional[list[dict]]:
         """Bot messages for this text, or None when the gateway should say the bot is unavailable."""
@@ -185,7 +186,7 @@ class FaqFallback:
         if not label.startswith("faq/"):
             return None
         topic = label.split("/", 1)[1]
-        params = {"city": dict(self._cities)[city]} if city else {}
+        params = {"city": self._cities[city]} if city else {}
         try:
             resp = await self._http.get(f"/policy/answers/{topic}", params=params)
             resp.raise_for_status()

@@ -4,12 +4,10 @@ log lines and the calls to Rasa and the core carry it. WebSocket turns get one e
 Conversation.turn instead: one socket carries many turns."""
 from __future__ import annotations
 
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.observability import REQUEST_ID, REQUEST_ID_HEADER, accepted_request_id, new_request_id
-
-_HEADER = REQUEST_ID_HEADER.lower().encode()
-
 
 class RequestIds:
     def __init__(self, app: ASGIApp) -> None:
@@ -19,13 +17,13 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = next((v.decode("latin-1") for k, v in scope.get("headers") or [] if k == _HEADER), None)
-        request_id = accepted_request_id(given) or new_request_id()
+        request_id = accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER)) or new_request_id()
         token = REQUEST_ID.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), (_HEADER, request_id.encode())]}
+                message.setdefault("headers", [])  # optional in the ASGI spec
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, request_id)
             await send(message)
 
         try:
