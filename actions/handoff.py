@@ -15,6 +15,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions.application import offered_application_last_turn
 from actions.faq import selected_topic, topic_button, topic_titles
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class ActionHandleFallback(Action):
 
 class ActionAnswerAffirm(Action):
     """A bare "好的"/"可以" means yes only as an answer: right after a video offer it accepts
-    it; anywhere else it is an acknowledgement, so the bot asks what else it can do instead
+    it, right after an offer to apply online it starts the application; anywhere else it is an acknowledgement, so the bot asks what else it can do instead
     of starting a video call nobody asked for or saying it did not understand."""
 
     def name(self) -> Text:
@@ -168,5 +169,7 @@ class ActionAnswerAffirm(Action):
                   domain: Dict[Text, Any]) -> List[Dict[Text, Any]]:
         if offered_video_last_turn(tracker):
             return [FollowupAction("action_start_handoff")]
+        if offered_application_last_turn(tracker):
+            return [FollowupAction("application_form")]
         dispatcher.utter_message(response="utter_anything_else")
         return []

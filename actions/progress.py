@@ -12,6 +12,8 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
+from actions import core_client
+from actions.application import upload_payload
 from actions.balance import yuan
 from actions.person_data import get_for_person
 
@@ -21,9 +23,11 @@ DONE, CURRENT, LATER, REFUSED = "✅", "⏳", "○", "❌"
 
 
 def timeline(application: Dict[str, Any]) -> str:
-    """The amount (online applications), then one line per step: done with its date (and
+    """The number and amount (online applications), then one line per step: done with its date (and
     note), the current one, the ones still to come; a rejection ends with its reason."""
     lines = []
+    if application.get("online") and application.get("id"):
+        lines.append(f"申请编号：{application['id']}")
     if application.get("amount") is not None:
         lines.append(f"申请金额：{yuan(application['amount'])} 元")
     reason = application.get("reason")
@@ -40,6 +44,23 @@ def timeline(application: Dict[str, Any]) -> str:
     if reason:
         lines.append(f"未通过原因：{reason}")
     return "\n".join(lines)
+
+
+async def offer_uploads(dispatcher: CollectingDispatcher, tracker: Tracker, applications: List[Dict[str, Any]]) -> None:
+    """An open online application still missing materials gets a fresh upload link (the widget and the
+    mini-program draw file pickers): a citizen who closed the page or let the link expire goes on here."""
+    if tracker.sender_id.startswith("voice-"):
+        return
+    for app in applications:
+        if not app.get("online") or app.get("status") not in ("submitted", "under_review"):
+            continue
+        try:
+            grant = await core_client.post(f"/applications/{app['id']}/upload-token",
+                                           {"person_ref": tracker.get_slot("person_ref")})
+        except (core_client.CoreUnavailable, core_client.CoreError):
+            continue  # nothing to upload (409) or the core is busy: the progress itself was shown
+        if grant.get("items"):
+            dispatcher.utter_message(json_message=upload_payload(app["id"], grant))
 
 
 class ActionCheckProgress(Action):
@@ -64,5 +85,11 @@ class ActionCheckProgress(Action):
                                          expected_done=app["expected_done"], **fields)
             else:
                 dispatcher.utter_message(response="utter_application_finished", **fields)
+        await offer_uploads(dispatcher, tracker, applications)
+        cancellable = [a for a in applications if a.get("online") and a.get("status") == "submitted"]
+        if cancellable:
+            dispatcher.utter_message(response="utter_application_can_cancel", buttons=[
+                {"title": f"撤销申请 {a['id']}", "payload": f'/cancel_application{{"application_id": "{a["id"]}"}}'}
+                for a in cancellable[:3]])
         logger.info("progress.shown applications=%d", len(applications))
         return []

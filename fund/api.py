@@ -27,7 +27,7 @@ from fund.audit import AuditLog
 from fund.clock import Clock, china_date, system_clock
 from fund.db import create_schema, is_empty, make_engine, make_session_factory
 from fund.knowledge import Answer, KnowledgeBase, UnknownTopic, load_knowledge_base
-from fund.routes import applications, audit, dev, errors, identity, loan, persons
+from fund.routes import applications, audit, dev, errors, identity, loan, materials, notifications, persons
 from fund.routes.deps import Core
 from fund.rulebook import load_rulebook
 from fund.settings import CoreSettings, get_settings
@@ -109,6 +109,8 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
         state = request.state
         if getattr(state, "audit_seq", None) is not None:  # recorded with its change already
             return response
+        if getattr(state, "audit_nothing_read", False) and response.status_code == 200:
+            return response  # an authorised poll that found nothing: no personal data was read
         route = request.scope.get("route")
         outcome = f"{response.status_code} {getattr(state, 'audit_outcome', '')}".strip()
         await run_in_threadpool(
@@ -137,9 +139,12 @@ def create_app(settings: Optional[CoreSettings] = None, *, clock: Optional[Clock
         except UnknownTopic:
             raise HTTPException(status_code=404, detail=f"知识库中没有主题“{topic}”")
 
-    for router in (identity.router, applications.router, persons.router, loan.router, audit.router):
+    for router in (identity.router, applications.router, persons.router, loan.router, audit.router,
+                   notifications.router):
         app.include_router(router, dependencies=[Authorized])
     app.include_router(applications.review_router)   # its own check: the reviewer token
+    app.include_router(materials.router, dependencies=[Authorized])
+    app.include_router(materials.review_router)
     if settings.dev_endpoints:
         app.include_router(dev.router, dependencies=[Authorized])
     return app

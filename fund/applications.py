@@ -31,12 +31,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from fund import shared_data, withdrawal
+from fund import notifications, shared_data, withdrawal
 from fund.audit import AuditLog, timestamp
 from fund.clock import Clock, china_date
 from fund.db import write_transaction
 from fund.errors import CoreError, PolicyError
 from fund.facts import money
+from fund.materials import upload_views
 from fund.models import (Application, ApplicationMaterial, ApplicationRequest, ApplicationSignature,
                          ApplicationStep, BankCard, Person)
 from fund.persons import APPLICATION_KINDS, STATUS_NAMES, facts_for, load_person
@@ -328,6 +329,7 @@ class ApplicationService:
                                          record=text, record_sha256=digest, signed_at=now, audit_seq=seq))
         session.add(ApplicationRequest(key=idempotency_key, person_id=person.id, application_id=app.id,
                                        fingerprint=fingerprint))
+        notifications.record(session, app, Status.submitted.value, now, person=person)
         session.flush()
         return app.id, seq
 
@@ -360,6 +362,7 @@ class ApplicationService:
         outcome = f"{app.number} {status.value}" + (f" reason={note}" if note else "")
         seq = self._audit.append_in(session, actor=actor, action=f"application.{status.value}",
                                     subject=mask_id_number(app.person.id_number), outcome=outcome, at=at).seq
+        notifications.record(session, app, status.value, at, note, pay_by=at + dt.timedelta(seconds=self.rule.auto_pay_s))
         logger.info("application.%s number=%s", status.value, app.number)
         return seq
 
@@ -434,6 +437,7 @@ class ApplicationService:
             seq = self._audit.append_in(session, actor=channel_ref, action="application.cancelled",
                                         subject=mask_id_number(app.person.id_number),
                                         outcome=f"{app.number} cancelled", at=now).seq
+            notifications.record(session, app, Status.cancelled.value, now)
             session.flush()
             return self.view(app), seq
 
@@ -493,6 +497,7 @@ class ApplicationService:
             "materials": {"fetched": [{"name": m.name, "summary": m.summary} for m in fetched],
                           "to_upload": [m.name for m in app.materials if not m.fetched]},
             "fetched_notice": fetched_notice([m.source for m in fetched]),
+            "uploads": upload_views(app.materials, staff),   # fund.materials: each item's check status
         }
         signature = app.signature
         if signature is not None:

@@ -1,6 +1,7 @@
 """Engine and sessions for the core's database (SQLite by default, PostgreSQL by URL)."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -11,19 +12,40 @@ from sqlalchemy.orm import Session, sessionmaker
 from fund.models import Base, Person
 
 
+# PostgreSQL drivers tried for a bare postgresql:// URL, in order: psycopg 3 (binary wheels), then
+# pg8000 (pure Python). SQLAlchemy's own default for a bare URL is psycopg2, which the project does not use.
+POSTGRES_DRIVERS = ("psycopg", "pg8000")
+
+
+def database_url(url: str) -> str:
+    """The SQLAlchemy URL for CORE_DATABASE_URL: postgres:// and a bare postgresql:// get an
+    installed driver (postgresql+psycopg:// or postgresql+pg8000://); any other URL is unchanged."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgres", "postgresql"):
+        return url
+    for driver in POSTGRES_DRIVERS:
+        if importlib.util.find_spec(driver) is not None:
+            return f"postgresql+{driver}://{rest}"
+    raise RuntimeError("CORE_DATABASE_URL is a PostgreSQL URL but no PostgreSQL driver is installed "
+                       "(install psycopg[binary] or pg8000 into the app venv)")
+
+
 def make_engine(url: str) -> Engine:
-    """Creates the SQLite file's folder if needed; SQLite gets WAL and a busy timeout."""
+    """Creates the SQLite file's folder if needed; SQLite gets WAL and a busy timeout.
+    PostgreSQL gets a pre-ping, so a connection the server dropped (restart, failover) is replaced."""
+    url = database_url(url)
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    is_sqlite = url.startswith("sqlite")
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30} if is_sqlite else {})
-    if is_sqlite:
-        @event.listens_for(engine, "connect")
-        def _pragmas(dbapi_connection, _record) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
+    if not url.startswith("sqlite"):
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
     return engine
 
 

@@ -256,6 +256,15 @@ class ApplicationMaterial(Base):
     fetched: Mapped[bool] = mapped_column(Boolean)
     summary: Mapped[str] = mapped_column(String(200), default="")  # masked, for the citizen and reviewer
     fetched_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
+    # An uploaded file (fund.materials): stored as <CORE_UPLOAD_DIR>/<sha256>.<ext>, read by OCR and checked.
+    file_sha256: Mapped[Optional[str]] = mapped_column(String(64))
+    file_size: Mapped[Optional[int]] = mapped_column(Integer)
+    media_type: Mapped[Optional[str]] = mapped_column(String(40))
+    pages: Mapped[Optional[int]] = mapped_column(Integer)
+    ocr_fields: Mapped[Optional[str]] = mapped_column(Text)          # JSON of masked fields read
+    check_status: Mapped[Optional[str]] = mapped_column(String(16))  # accepted / needs_review
+    check_notes: Mapped[Optional[str]] = mapped_column(String(500))
+    uploaded_at: Mapped[Optional[dt.datetime]] = mapped_column(DateTime)
 
 
 class ApplicationSignature(Base):
@@ -358,3 +367,19 @@ class AuditIdempotencyKey(Base):
 
     key: Mapped[str] = mapped_column(String(80), primary_key=True)
     seq: Mapped[int] = mapped_column(ForeignKey("audit_records.seq"))
+
+
+class Notification(Base):
+    """One notice of an application's status change for the citizen (fund.notifications): written with
+    the change; `channel_ref` is the sender id they applied from; the gateway reads them by id."""
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id"), index=True)
+    number: Mapped[str] = mapped_column(String(20))
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id"))
+    channel_ref: Mapped[str] = mapped_column(String(80))
+    status: Mapped[str] = mapped_column(String(12))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime)

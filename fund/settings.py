@@ -51,6 +51,9 @@ class CoreSettings(BaseSettings):
     # and any approved application is paid this long after approval.
     core_auto_approve_s: int = Field(default=120, ge=0)
     core_auto_pay_s: int = Field(default=300, ge=0)
+    # Uploaded materials (fund.materials): stored by sha256 here, outside any web root; size limit per file.
+    core_upload_dir: Path = Path("var") / "uploads"
+    core_upload_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
 
     @property
     def rules_dir(self) -> Path:

@@ -14,13 +14,14 @@ from redis.exceptions import RedisError
 
 from gateway.audit_client import AuditClient, AuditError
 from gateway.channels import health, staff, video, web, wechat_callback, wechat_miniprogram
-from gateway.channels import speech_api, voice
+from gateway.channels import notices, review, speech_api, uploads, voice
 from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError, Conversation
 from gateway.faq_fallback import FaqFallback
 from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
 from gateway.handoff.retention import RecordingRetention
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
 from gateway.metrics import Metrics
+from gateway.notices import NoticeDelivery
 from gateway.rasa_client import RasaClient
 from gateway.redis_connection import connect as connect_redis
 from gateway.request_ids import RequestIds
@@ -28,6 +29,7 @@ from gateway.security_headers import SecurityHeaders
 from gateway.sessions import SessionStore
 from gateway.settings import Settings, get_settings
 from gateway.staff_auth import StaffAuth
+from gateway.voice.audiosocket import AudioSocketServer
 from gateway.wechat import WeChat
 
 logger = logging.getLogger(__name__)
@@ -59,15 +61,23 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
                                   app.state.limiter, desk=app.state.video.desk)
         wechat_worker = app.state.wechat.start()
         drainer = asyncio.ensure_future(app.state.audit.run_drainer(settings.audit_drain_interval_s))
+        app.state.review_core, app.state.notices = start_review_and_notices(app, settings)
+        notice_worker = asyncio.ensure_future(app.state.notices.run())
+        app.state.audiosocket = await AudioSocketServer(app).start(settings.audiosocket_host, settings.audiosocket_port)
         logger.info("gateway.started env=%s", settings.anju_env)
         try:
             yield
         finally:
+            if app.state.audiosocket is not None:
+                await app.state.audiosocket.aclose()
             drainer.cancel()
             wechat_worker.cancel()
+            notice_worker.cancel()
             for job in app.state.handoff_jobs:
                 job.cancel()
-            await asyncio.gather(drainer, wechat_worker, *app.state.handoff_jobs, return_exceptions=True)
+            await asyncio.gather(drainer, wechat_worker, notice_worker, *app.state.handoff_jobs, return_exceptions=True)
+            await app.state.notices.aclose()
+            await app.state.review_core.aclose()
             await app.state.wechat.aclose()
             await app.state.audit.aclose()
             await app.state.video.aclose()
@@ -80,7 +90,8 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(BodyLimit, default_bytes=settings.limit_body_default_bytes, per_path={
         "/api/chat": settings.limit_body_chat_bytes, "/api/wx/chat": settings.limit_body_chat_bytes,
-        "/api/video/offer": settings.limit_body_sdp_bytes, "/wechat/callback": settings.limit_body_wechat_bytes})
+        "/api/video/offer": settings.limit_body_sdp_bytes, "/wechat/callback": settings.limit_body_wechat_bytes,
+        "/api/uploads/": settings.limit_body_upload_bytes})
     app.add_middleware(SecurityHeaders)
     app.add_middleware(RequestIds)  # outermost: every answer, errors included, names its request id
     app.include_router(health.router)
@@ -91,6 +102,9 @@ def create_app(settings: Optional[Settings] = None) -> FastAPI:
     app.include_router(wechat_callback.router)
     app.include_router(speech_api.router)
     app.include_router(voice.router)
+    app.include_router(uploads.router)
+    app.include_router(review.router)
+    app.include_router(notices.router)
 
     @app.get("/console", include_in_schema=False)
     async def staff_console() -> FileResponse:
@@ -125,6 +139,16 @@ def start_video_handoff(app: FastAPI, settings: Settings) -> None:
                                      idle_ttl_s=settings.staff_session_idle_s)
     app.state.metrics.probe_queue_with(desk.queue_figures)
     app.state.conversation.handoff = video.HandoffHook(desk, app.state.limiter, Rate.parse(settings.rate_priority_ip))
+
+
+def start_review_and_notices(app: FastAPI, settings: Settings) -> tuple[review.ReviewCore, NoticeDelivery]:
+    """The console's client for the core's review API, and the delivery of citizens' application notices."""
+    reviewer_token = settings.core_reviewer_token.get_secret_value() if settings.core_reviewer_token else None
+    review_core = review.ReviewCore(settings.core_url, reviewer_token, settings.audit_timeout_s)
+    delivery = NoticeDelivery(app.state.redis, settings.core_url, settings.core_api_token.get_secret_value(),
+                              settings.rasa_url, settings.rasa_token.get_secret_value(), settings.audit_timeout_s,
+                              settings.notice_poll_s, settings.session_idle_ttl_s, send_wechat=app.state.wechat.api.send_text)
+    return review_core, delivery
 
 
 def browser_ice_servers(settings: Settings) -> list[dict]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,12 +16,12 @@ class StaffAccount(BaseModel):
 
     username: str
     display_name: str = ""
-    role: Literal["staff", "supervisor"] = "staff"
+    role: Literal["staff", "supervisor", "reviewer"] = "staff"   # reviewers (and supervisors) decide applications
     password_hash: SecretStr
     totp_secret: SecretStr
 
 
-# Demo accounts for development and tests only (passwords dev-staff-pass / dev-super-pass);
+# Demo accounts for development and tests only (passwords dev-staff-pass / dev-super-pass / dev-review-pass);
 # production refuses to start with any of them.
 DEV_STAFF_ACCOUNTS = [
     StaffAccount(username="dev-staff", display_name="王柜员", role="staff",
@@ -32,6 +32,10 @@ DEV_STAFF_ACCOUNTS = [
                  password_hash=SecretStr("scrypt$a16ebc763bddf2e0d574149b4f27a770$a7c8e066acc31299d99debab58d56b8d"
                                          "010e2d5c314ede6c38df9420048636f2"),
                  totp_secret=SecretStr("3R7MJJTMVDGRTQ3DIGSBTAJQORHUYONJ")),
+    StaffAccount(username="dev-reviewer", display_name="赵审核", role="reviewer",
+                 password_hash=SecretStr("scrypt$3df86f50f251fbbb9367384e1ec39346$c2d147e3d598e86a750813dc90ac17d3"
+                                         "7aad839e1bc638dc555212450efb76d9"),
+                 totp_secret=SecretStr("7HPIMHGJT2GC3HFHWJZ4CG2ILAYGUJFW")),
 ]
 
 
@@ -48,6 +52,11 @@ class Settings(BaseSettings):
     action_server_url: str = "http://127.0.0.1:5055"
     core_url: str = "http://127.0.0.1:8001"
     core_api_token: SecretStr = SecretStr("dev-core-token")
+    # The core's review API (/review, staff reviewers): CORE_REVIEWER_TOKEN, the same value the core has;
+    # dev-reviewer-token outside production, unset in production (the console's review tab then answers 503).
+    core_reviewer_token: Optional[SecretStr] = Field(default=None, validate_default=True)
+    # Citizen notices (gateway/notices.py): how often the core's outbox is read.
+    notice_poll_s: float = Field(default=5.0, gt=0)
     # Signs the channel identities (a WeChat openid, a verified caller) the actions may trust (bot/identity_assertion.py).
     identity_assertion_key: SecretStr = SecretStr("dev-identity-assertion-key")
     identity_assertion_ttl_s: int = 300
@@ -76,6 +85,11 @@ class Settings(BaseSettings):
     rate_booking_session: str = "3/86400"
     rate_booking_ip: str = "10/86400"
     rate_priority_ip: str = "3/86400"  # self-declared elder mode: priority tickets per IP a day
+    # Material uploads (gateway/channels/uploads.py → the core's OCR): one file plus its multipart envelope,
+    # uploads per session, and how long the core may take to read a file (OCR waits its turn there).
+    limit_body_upload_bytes: int = 10 * 1024 * 1024 + 16 * 1024
+    rate_upload_session: str = "12/600"
+    upload_timeout_s: float = 90.0
     # X-Forwarded-For is believed only from these addresses/networks (the TLS proxy); empty: never.
     trusted_proxies: list[str] = []
     # WebSocket Origins allowed besides this site's own (e.g. the WeChat mini-program's web-view host).
@@ -156,6 +170,16 @@ class Settings(BaseSettings):
     voice_playback_lead_ms: int = 300  # reply audio is sent this far ahead of real time
     voice_dtmf_menu_wait_s: float = 2.0  # a lone key with nothing after it is a menu choice
     voice_dtmf_entry_timeout_s: float = 5.0  # a digit entry without `#` ends after this pause
+    # Asterisk AudioSocket bridge (gateway/voice/audiosocket.py, docs/telephony.md): 0 = off.
+    audiosocket_port: int = 0
+    audiosocket_host: str = "127.0.0.1"  # the PBX's private address at most, never the internet
+
+    @field_validator("core_reviewer_token", mode="before")
+    @classmethod
+    def _dev_reviewer_outside_production(cls, value: Any, info: ValidationInfo) -> Any:
+        if value in (None, ""):
+            return None if info.data.get("anju_env") == "production" else "dev-reviewer-token"
+        return value
 
     @model_validator(mode="after")
     def _wechat_aes_key_shape(self) -> "Settings":
@@ -177,6 +201,9 @@ class Settings(BaseSettings):
             clear = value.get_secret_value()
             if clear.startswith("dev-") or len(clear) < 16:
                 raise ValueError(f"{name} must be set to a real secret (16+ characters) in production")
+        reviewer = self.core_reviewer_token.get_secret_value() if self.core_reviewer_token else ""
+        if reviewer and (reviewer.startswith("dev-") or len(reviewer) < 16):
+            raise ValueError("CORE_REVIEWER_TOKEN must be a real secret (16+ characters) in production, or unset")
         metrics_token = self.metrics_token.get_secret_value()
         if metrics_token and (metrics_token.startswith("dev-") or len(metrics_token) < 16):
             raise ValueError("METRICS_TOKEN must be a real secret (16+ characters) in production, or empty")

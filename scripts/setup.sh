@@ -31,6 +31,8 @@ ensure_debian_packages() {
   command -v espeak-ng >/dev/null 2>&1 || missing+=(espeak-ng)
   command -v ip >/dev/null 2>&1 || missing+=(iproute2)
   command -v unshare >/dev/null 2>&1 || missing+=(util-linux)
+  # The core's PostgreSQL test (tests/unit/fund/test_postgres.py) runs a private cluster.
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
   [ ${#missing[@]} -eq 0 ] && return 0
   step "Installing Debian packages: ${missing[*]}"
   local sudo=""

@@ -23,6 +23,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 logger = logging.getLogger("anju.stack")
@@ -80,6 +81,7 @@ class Service:
     log_path: Optional[Path] = None
     launched_at: float = 0.0
     ready: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # this process only, over Stack.environment()
 
 
 @dataclass
@@ -104,6 +106,8 @@ class Stack:
         (self.data_dir / "redis").mkdir(parents=True, exist_ok=True)
         self.rasa_token = os.environ.get("RASA_TOKEN") or secrets.token_urlsafe(24)
         self.core_token = os.environ.get("CORE_API_TOKEN") or secrets.token_urlsafe(24)
+        # Core and gateway get the same reviewer token (the core's review API, the console's review tab).
+        self.reviewer_token = os.environ.get("CORE_REVIEWER_TOKEN") or secrets.token_urlsafe(24)
         self.action_server_token = os.environ.get("ACTION_SERVER_TOKEN") or secrets.token_urlsafe(24)
         self.identity_assertion_key = os.environ.get("IDENTITY_ASSERTION_KEY") or secrets.token_urlsafe(24)
         self.rasa_gateway_token = os.environ.get("RASA_GATEWAY_TOKEN") or secrets.token_urlsafe(24)
@@ -171,6 +175,26 @@ class Stack:
         self.env_overrides["VIDEO_MEDIA_NODES"] = "true"
         return names
 
+    def add_replica(self, of: str, env: Optional[dict[str, str]] = None) -> str:
+        """Another "rasa" or "gateway" process on a free port, sharing redis, the core and the action
+        server (several replicas on one machine); `env` is its own environment on top, e.g.
+        {"RASA_URL": stack.urls["rasa-2"]}. Returns its name (also its key in `urls`): start it with
+        start_one; drop_replica stops and forgets it."""
+        base = self.services[of]
+        name = f"{of}-{2 + sum(n.startswith(of + '-') for n in self.services)}"
+        port = free_port(frozenset(vars(self.ports).values()) | {urlsplit(u).port for u in self.urls.values()})
+        flag = base.argv.index("-p" if of == "rasa" else "--port")
+        self.urls[name] = f"http://127.0.0.1:{port}"
+        rasa = of == "rasa"
+        self.services[name] = Service(name, base.argv[:flag + 1] + [str(port)] + base.argv[flag + 2:],
+                                      None if rasa else self.urls[name] + "/healthz", base.timeout_s,
+                                      check=(lambda: self._rasa_ok(name)) if rasa else None, env=dict(env or {}))
+        return name
+
+    def drop_replica(self, name: str) -> None:
+        self.stop_one(name)
+        del self.services[name], self.urls[name]
+
     def remove_media_nodes(self) -> None:
         """Stops and drops every media node; restart the gateway afterwards to host media itself again."""
         for name in [n for n in self.services if n.startswith("media-")]:
@@ -190,6 +214,7 @@ class Stack:
             "IDENTITY_ASSERTION_KEY": self.identity_assertion_key,
             "ACTION_SERVER_URL": self.urls["actions"], "ACTION_ENDPOINT_URL": self.urls["actions"] + "/webhook",
             "CORE_URL": self.urls["core"], "CORE_API_TOKEN": self.core_token, "CORE_AUDIT_KEY": self.audit_key,
+            "CORE_REVIEWER_TOKEN": self.reviewer_token,
             "ANJU_ENV": self.env_name,
             "SPEECH_URL": self.urls["speech"], "SPEECH_SECRET": self.kept_secret("speech.secret"),
             "RASA_TRACKER_TTL_S": env.get("RASA_TRACKER_TTL_S", str(90 * 24 * 3600)),
@@ -215,10 +240,10 @@ class Stack:
         except OSError:
             return False
 
-    def _rasa_ok(self) -> bool:
+    def _rasa_ok(self, name: str = "rasa") -> bool:
         """Ready only once the model is loaded (/status names the model file)."""
         try:
-            with urllib.request.urlopen(f"{self.urls['rasa']}/status?token={self.rasa_token}", timeout=2) as r:
+            with urllib.request.urlopen(f"{self.urls[name]}/status?token={self.rasa_token}", timeout=2) as r:
                 return r.status == 200 and b"model_file" in r.read()
         except (urllib.error.URLError, OSError):
             return False
@@ -265,7 +290,7 @@ class Stack:
         svc = self.services[name]
         svc.log_path = self.data_dir / "log" / f"{name}.log"
         log = open(svc.log_path, "ab")
-        svc.process = subprocess.Popen(svc.argv, cwd=ROOT, env=self.environment(), stdout=log,
+        svc.process = subprocess.Popen(svc.argv, cwd=ROOT, env={**self.environment(), **svc.env}, stdout=log,
                                        stderr=subprocess.STDOUT, start_new_session=True)
         svc.launched_at = time.monotonic()
         svc.ready = False
@@ -288,13 +313,13 @@ class Stack:
                 last_note = now
             time.sleep(0.25)
         progress(f"   {name} ready in {time.monotonic() - svc.launched_at:.1f}s")
-        if name == "rasa":
-            self._warm_up()
+        if name == "rasa" or name.startswith("rasa-"):
+            self._warm_up(self.urls[name])
         svc.ready = True
 
-    def _warm_up(self) -> None:
+    def _warm_up(self, url: str) -> None:
         """The first parse after loading is slow; pay it here, not in a citizen's first turn."""
-        req = urllib.request.Request(f"{self.urls['rasa']}/model/parse?token={self.rasa_token}",
+        req = urllib.request.Request(f"{url}/model/parse?token={self.rasa_token}",
                                      data=b'{"text": "\\u4f60\\u597d"}', headers={"Content-Type": "application/json"})
         try:
             urllib.request.urlopen(req, timeout=30).read()

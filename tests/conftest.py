@@ -19,6 +19,9 @@ from stack import Ports, Stack, stack_from_env  # noqa: E402
 
 # Every service defaults to production, which refuses development secrets; tests run as "test".
 os.environ.setdefault("ANJU_ENV", "test")
+# The sandbox review rule approves and pays complete online applications after 120 s and 300 s by
+# default: short in the test stack, so a test sees an application through to paid.
+STACK_OVERRIDES = {"CORE_AUTO_APPROVE_S": "3", "CORE_AUTO_PAY_S": "3"}
 
 CHROMIUM = "/usr/lib/chromium/chromium"
 CHROMIUM_ARGS = [
@@ -31,6 +34,7 @@ CHROMIUM_ARGS = [
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
     running = stack_from_env(tmp_path_factory.mktemp("stack"), Ports.free())
+    running.env_overrides.update(STACK_OVERRIDES)
     try:
         running.start()
         yield running

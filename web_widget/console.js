@@ -4,6 +4,8 @@
 // lives in sessionStorage only. In a call the citizen's video can be enlarged, and captions turned on
 // where the server offers them (issue 18: the accept answer's captions_available, message events
 // {event: "captions", available} and {event: "caption", from, text}, POST .../captions {on}).
+// Reviewers (and supervisors) get a second tab, 在线申请审核: the open online withdrawal applications,
+// one in detail (steps, fetched and uploaded materials, signature hash), 通过 / 驳回 with a reason.
 (function () {
   "use strict";
   const $ = function (id) { return document.getElementById(id); };
@@ -56,6 +58,7 @@
     $("stats").hidden = state.role !== "supervisor";
     every(2000, refreshQueue);
     if (state.role === "supervisor") every(10000, refreshStats);
+    if (REVIEW_ROLES.indexOf(state.role) >= 0) setupReview();
   }
 
   function every(ms, fn) { fn(); state.timers.push(setInterval(fn, ms)); }
@@ -68,6 +71,7 @@
   }
 
   function refreshQueue() {
+    if ($("desk").hidden) return;  // a reviewer on the review tab is not counted as waiting for video calls
     api("GET", "/api/staff/queue").then(function (q) {
       $("queue-count").textContent = "（" + q.waiting.length + " 人）" + (q.open ? "" : " · 非服务时间");
       const list = $("queue");
@@ -285,6 +289,242 @@
       $("unanswered").replaceChildren.apply($("unanswered"), s.top_unanswered.map(function (q) { return li(q.text + "（" + q.count + " 次）"); }));
     }).catch(function (e) { notice(e.message); });
   }
+
+
+  // --- 在线申请审核 (reviewers and supervisors): the core's review API through /api/staff/review ---
+  const REVIEW_ROLES = ["reviewer", "supervisor"];
+  const REVIEW_API = "/api/staff/review/applications";
+  const REASON_MIN = 2, REASON_MAX = 150;
+  const review = { current: null, busy: false };
+
+  function chinaTime(iso) {
+    if (!iso) return "—";
+    const at = new Date(/[zZ]|[+-]\d\d:?\d\d$/.test(iso) ? iso : iso + "Z");  // the core's times are UTC
+    return isNaN(at) ? iso : at.toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false });
+  }
+
+  function yuan(v) { return typeof v === "number" ? v.toLocaleString("zh-CN", { minimumFractionDigits: 2, maximumFractionDigits: 2 }) : "—"; }
+
+  // The materials of an application: materials.fetched (shared data) and the items to be supplied, which
+  // the upload service (fund/materials.py) lists in `uploads` [{key, name, status, status_name, notes, sha256,
+  // fields, uploaded_at}], the file behind .../materials/<key>/file; without it, materials.to_upload names them.
+  function materialsOf(app) {
+    const m = app.materials || {};
+    if (Array.isArray(app.uploads)) return { fetched: m.fetched || [], uploads: app.uploads, toUpload: [] };
+    return { fetched: m.fetched || [], uploads: [], toUpload: m.to_upload || [] };
+  }
+
+  function hasFile(u) { return !!(u.key && (u.sha256 || u.uploaded_at)); }
+
+  function toLookAt(app) {
+    const mats = materialsOf(app);
+    const parts = mats.uploads.map(function (u) { return u.name + "（" + (u.status_name || u.status) + "）"; });
+    if (mats.toUpload.length) parts.push("待补充：" + mats.toUpload.join("、"));
+    return parts.length ? parts.join("；") : "无（材料均已从共享数据获取）";
+  }
+
+  const COLUMNS = ["申请编号", "类型", "金额（元）", "提交时间", "申请人", "状态", "需查看的材料", "操作"];
+  function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+
+  function refreshReview() {
+    return api("GET", REVIEW_API + "?status=" + encodeURIComponent($("review-filter").value)).then(function (r) {
+      const apps = r.applications || [];
+      $("review-count").textContent = "（" + apps.length + " 件）";
+      $("review-empty").hidden = apps.length > 0;
+      const body = $("review-list");
+      body.replaceChildren.apply(body, apps.map(function (a) {
+        const row = document.createElement("tr");
+        row.dataset.application = a.id;
+        if (review.current && review.current.id === a.id) row.className = "selected";
+        const person = a.person ? a.person.name_masked + "（" + a.person.id_masked + "）" : "—";
+        const open = document.createElement("button");
+        open.type = "button";
+        open.textContent = "查看";
+        open.setAttribute("aria-label", "查看申请 " + a.id);
+        open.addEventListener("click", function () { showApplication(a.id); });
+        const actions = document.createElement("td");
+        actions.append(open);
+        row.append(cell(a.id), cell(a.kind_name), cell(yuan(a.amount)), cell(chinaTime(a.submitted_at)), cell(person),
+                   cell(a.status_name || a.status), cell(toLookAt(a)), actions);
+        Array.prototype.forEach.call(row.children, function (td, i) { td.dataset.label = COLUMNS[i]; });  // narrow screens
+        return row;
+      }));
+    }).catch(function (e) { notice(e.message); });
+  }
+
+  function facts(dl, rows) {
+    dl.replaceChildren.apply(dl, rows.flatMap(function (r) {
+      const dt = document.createElement("dt"); dt.textContent = r[0];
+      const dd = document.createElement("dd"); dd.textContent = r[1] === null || r[1] === undefined || r[1] === "" ? "—" : String(r[1]);
+      return [dt, dd];
+    }));
+  }
+
+  function showApplication(id) {
+    return api("GET", REVIEW_API + "/" + encodeURIComponent(id)).then(function (a) {
+      review.current = a;
+      hideReject();
+      const person = a.person || {};
+      facts($("detail-facts"), [["申请编号", a.id], ["提取类型", a.kind_name], ["申请金额（元）", yuan(a.amount)],
+        ["申请人", (person.name_masked || "—") + "（" + (person.id_masked || "—") + "）"], ["申请渠道", a.channel],
+        ["提交时间", chinaTime(a.submitted_at)], ["当前状态", a.status_name || a.status], ["未通过原因", a.reason],
+        ["材料齐全（免提交）", a.complete ? "是" : "否"]]);
+      $("detail-title").textContent = "申请详情：" + a.id;
+      $("detail-steps").replaceChildren.apply($("detail-steps"), (a.steps || []).map(function (st) {
+        return li(st.name + " · " + (st.done_at ? chinaTime(st.done_at) : "待办理") + (st.note ? " · " + st.note : ""));
+      }));
+      const mats = materialsOf(a);
+      $("detail-fetched").replaceChildren.apply($("detail-fetched"), mats.fetched.length ? mats.fetched.map(function (m) {
+        return li(m.name + "：" + (m.summary || "已获取"));
+      }) : [li("无", "muted")]);
+      renderUploads(a, mats);
+      const sig = a.signature || {};
+      facts($("detail-signature"), [["签名记录 SHA-256", sig.sha256], ["签署时间", chinaTime(sig.signed_at)],
+        ["声明版本", sig.declaration_version], ["收款银行卡", (sig.bank_name || "") + " " + (sig.card_masked || "")],
+        ["审计序号", sig.audit_seq]]);
+      const open = a.status === "submitted" || a.status === "under_review";
+      $("review-start").hidden = a.status !== "submitted";
+      $("review-approve").hidden = !open;
+      $("review-reject").hidden = !open;
+      $("review-detail").hidden = false;
+      $("review-detail").focus();
+      refreshSelection();
+    }).catch(function (e) { notice(e.message); });
+  }
+
+  function renderUploads(a, mats) {
+    const list = $("detail-uploads");
+    const items = mats.uploads.map(function (u) {
+      const fields = Object.keys(u.fields || {}).map(function (k) { return k + "：" + u.fields[k]; }).join("，");
+      const item = li(u.name + "（" + (u.status_name || u.status) + "）" + (u.notes ? "：" + u.notes : "") +
+                      (fields ? "。识别结果：" + fields : "") + (u.uploaded_at ? "。上传于 " + chinaTime(u.uploaded_at) : "") +
+                      (u.sha256 ? "。SHA-256 " + u.sha256.slice(0, 16) + "…" : ""));
+      if (hasFile(u)) {
+        const view = document.createElement("button");
+        view.type = "button";
+        view.textContent = "查看文件";
+        view.setAttribute("aria-label", "查看文件：" + u.name);
+        view.addEventListener("click", function () { openMaterial(a.id, u.key); });
+        item.append(" ", view);
+      }
+      return item;
+    });
+    mats.toUpload.forEach(function (name) { items.push(li(name + "：待补充（市民尚未上传）", "muted")); });
+    list.replaceChildren.apply(list, items.length ? items : [li("无", "muted")]);
+  }
+
+  function openMaterial(id, key) {
+    // The file needs the staff token, so it is fetched here and shown from a blob (never cached by the browser).
+    const tab = window.open("", "_blank");
+    fetch(REVIEW_API + "/" + encodeURIComponent(id) + "/materials/" + encodeURIComponent(key) + "/file",
+          { headers: { Authorization: "Bearer " + state.token } }).then(function (r) {
+      if (!r.ok) return r.json().catch(function () { return {}; }).then(function (b) { throw new Error(b.detail || "无法打开材料文件。"); });
+      return r.blob();
+    }).then(function (blob) {
+      const url = URL.createObjectURL(blob);
+      if (tab) tab.location = url; else window.open(url, "_blank");
+      setTimeout(function () { URL.revokeObjectURL(url); }, 60000);
+    }).catch(function (e) { if (tab) tab.close(); notice(e.message); });
+  }
+
+  function refreshSelection() {
+    Array.prototype.forEach.call($("review-list").children, function (row) {
+      row.className = review.current && row.dataset.application === review.current.id ? "selected" : "";
+    });
+  }
+
+  function closeDetail() {
+    review.current = null;
+    hideReject();
+    $("review-detail").hidden = true;
+    refreshSelection();
+  }
+
+  function decide(verb, body, done) {
+    if (!review.current || review.busy) return;
+    const id = review.current.id;
+    review.busy = true;
+    notice("");
+    api("POST", REVIEW_API + "/" + encodeURIComponent(id) + "/" + verb, body).then(function (a) {
+      $("review-done").textContent = done + "：" + id + "（" + (a.status_name || a.status) + "）" +
+        (verb === "start" ? "" : "，已通知市民。");
+      if (verb === "start") return showApplication(id).then(refreshReview);
+      closeDetail();
+      $("review-title").focus();  // the decided application's buttons are gone: keyboard users start from the list
+      return refreshReview();
+    }).catch(function (e) {
+      notice(e.message);
+      refreshReview();
+    }).then(function () { review.busy = false; });
+  }
+
+  function reasonProblem(reason) {
+    if (reason.length < REASON_MIN) return "请填写驳回原因（至少 " + REASON_MIN + " 个字），市民会看到这段原因。";
+    if (reason.length > REASON_MAX) return "驳回原因最多 " + REASON_MAX + " 个字。";
+    return "";
+  }
+
+  function showReject() {
+    $("reject-form").hidden = false;
+    $("reject-reason").focus();
+  }
+
+  function hideReject() {
+    $("reject-form").hidden = true;
+    $("reject-reason").value = "";
+    $("reject-reason").removeAttribute("aria-invalid");
+    $("reject-error").textContent = "";
+  }
+
+  function selectTab(name) {
+    const review_ = name === "review";
+    $("tab-desk").setAttribute("aria-selected", String(!review_));
+    $("tab-review").setAttribute("aria-selected", String(review_));
+    $("tab-desk").tabIndex = review_ ? -1 : 0;
+    $("tab-review").tabIndex = review_ ? 0 : -1;
+    $("desk").hidden = review_;
+    $("review").hidden = !review_;
+    if (review_) refreshReview();
+  }
+
+  function setupReview() {
+    $("tabs").hidden = false;
+    $("desk").setAttribute("role", "tabpanel");
+    $("desk").setAttribute("aria-labelledby", "tab-desk");
+    selectTab(state.role === "reviewer" ? "review" : "desk");
+    every(30000, function () { if (!$("review").hidden && !review.busy) refreshReview(); });
+  }
+
+  $("tab-desk").addEventListener("click", function () { selectTab("desk"); });
+  $("tab-review").addEventListener("click", function () { selectTab("review"); });
+  $("tabs").addEventListener("keydown", function (event) {   // arrow keys move between the two tabs
+    if (["ArrowLeft", "ArrowRight", "Home", "End"].indexOf(event.key) < 0) return;
+    event.preventDefault();
+    const next = $("tab-desk").getAttribute("aria-selected") === "true" ? "review" : "desk";
+    const target = event.key === "Home" ? "desk" : event.key === "End" ? "review" : next;
+    selectTab(target);
+    $(target === "review" ? "tab-review" : "tab-desk").focus();
+  });
+  $("review-filter").addEventListener("change", function () { closeDetail(); refreshReview(); });
+  $("review-refresh").addEventListener("click", refreshReview);
+  $("review-close").addEventListener("click", closeDetail);
+  $("review-start").addEventListener("click", function () { decide("start", null, "已开始审核"); });
+  $("review-approve").addEventListener("click", function () { decide("approve", null, "已通过"); });
+  $("review-reject").addEventListener("click", showReject);
+  $("reject-cancel").addEventListener("click", function () { hideReject(); $("review-reject").focus(); });
+  $("reject-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    const reason = $("reject-reason").value.replace(/\s+/g, " ").trim();
+    const problem = reasonProblem(reason);
+    $("reject-error").textContent = problem;
+    if (problem) {
+      $("reject-reason").setAttribute("aria-invalid", "true");
+      $("reject-reason").focus();
+      return;
+    }
+    $("reject-reason").removeAttribute("aria-invalid");
+    decide("reject", { reason: reason }, "已驳回");
+  });
 
   $("login").addEventListener("submit", function (event) {
     event.preventDefault();

@@ -62,6 +62,7 @@
       const buttons = (m.buttons || []).filter(function (b) { return !(offered && OFFER_PAYLOADS.indexOf(b.payload) >= 0); });
       if (m.text || buttons.length) addMessage("bot", m.text, buttons);
       if (m.custom && window.AnjuHandoff && window.AnjuHandoff.onCustom) window.AnjuHandoff.onCustom(m.custom, ui);
+      if (m.custom) (window.AnjuCustom || []).forEach(function (handle) { handle(m.custom, ui); });  // e.g. uploads.js
     });
   }
 
@@ -111,7 +112,7 @@
     const scheme = location.protocol === "https:" ? "wss://" : "ws://";
     const ws = new WebSocket(scheme + location.host + "/ws/chat");
     socket = ws;
-    ws.addEventListener("open", function () { status.textContent = "已连接，请输入您的问题。"; });
+    ws.addEventListener("open", function () { status.textContent = "已连接，请输入您的问题。"; fetchNotices(); });
     ws.addEventListener("message", function (event) {
       let frame;
       try { frame = JSON.parse(event.data); } catch (e) { return; }
@@ -151,6 +152,18 @@
     try { localStorage.setItem(ELDER_KEY, elderMode ? "1" : "0"); } catch (e) { /* private mode: this visit only */ }
   }
 
+  // Notices of the citizen's online applications (审批通过, 未通过 and why, 已到账…), fetched and cleared
+  // every 20 s while the chat is open and shown as bot lines; a hidden tab fetches them when shown again.
+  const NOTICE_EVERY_MS = 20000;
+  function fetchNotices() {
+    if (ending || document.hidden) return;
+    fetch("/api/notices", { credentials: "same-origin" }).then(function (r) {
+      return r.ok ? r.json() : { notices: [] };
+    }).then(function (body) {
+      (body.notices || []).forEach(function (n) { if (n.text) addMessage("bot", n.text); });
+    }).catch(function () { /* offline for now: the next look brings them */ });
+  }
+
   // The widget's own video button: the same queue as the bot's handoff, with the elder's priority claim.
   function requestVideo() {
     videoButton.disabled = true;
@@ -181,6 +194,8 @@
     const button = event.target.closest("button[data-ask]");
     if (button) send(button.dataset.ask);
   });
+  document.addEventListener("visibilitychange", fetchNotices);
+  setInterval(fetchNotices, NOTICE_EVERY_MS);
   applyElderMode();
   start();
 })();

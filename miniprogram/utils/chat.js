@@ -1,5 +1,6 @@
 // The chat page's logic as plain functions: the gateway's bot messages -> items the page draws,
-// the quick replies, and elder mode (kept on this phone with wx.setStorageSync).
+// the quick replies, elder mode (kept on this phone with wx.setStorageSync), and the material-upload
+// entries of an online withdrawal application (custom.upload) with their client-side checks.
 const QUICK_REPLIES = [
   { title: "提取", ask: "哪些情况可以提取公积金" },
   { title: "贷款", ask: "公积金贷款条件" },
@@ -8,6 +9,11 @@ const QUICK_REPLIES = [
 ];
 const ELDER_KEY = "anju.elder";
 const OFFER_PAYLOADS = ["/accept_handoff", "/decline_handoff"];
+const UPLOAD_TEXT = "请上传以下材料（拍照、相册图片或PDF文件，每份不超过10MB）：";
+const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
+const TOO_BIG = "文件超过10MB，请压缩或重新拍照后再上传。";
+const EXPIRED = "上传入口已过期（有效期30分钟），请回到对话中重新获取上传入口。";
+const UPLOAD_DONE = ["accepted", "needs_review"];
 let serial = 0;
 
 function readElder() {
@@ -27,7 +33,28 @@ function item(kind, text, extra) {
   return Object.assign({ id: "m" + serial, kind: kind, text: text || "", buttons: [] }, extra || {});
 }
 
-// One item per bot message. The video offer keeps its two choices as big buttons (offer: true); a queued
+// custom.upload = {application_id, token, items: [{key, name}], expires_in_s} -> one entry per item, each
+// with its own state: "waiting" (two buttons), "uploading" (buttons disabled), "done" (buttons gone), and
+// the buttons' spoken labels (aria-label) naming the item.
+function toUploads(upload) {
+  if (!upload || typeof upload !== "object" || !upload.application_id || !upload.token) return [];
+  const expiresAt = Date.now() + (Number(upload.expires_in_s) || 1800) * 1000;
+  return (Array.isArray(upload.items) ? upload.items : []).filter(function (i) { return i && i.key; }).map(function (i) {
+    const name = String(i.name || "材料");
+    return { key: String(i.key), name: name, application_id: String(upload.application_id),
+             token: String(upload.token), expires_at: expiresAt, state: "waiting", note: "",
+             photo_label: "拍照或从相册选择图片，上传" + name, pdf_label: "选择PDF文件，上传" + name };
+  });
+}
+
+// Why a chosen file is not sent at all (too big, or the upload link has run out), or "" when it may go.
+function uploadRefusal(entry, size, now) {
+  if (Number(size) > MAX_UPLOAD_BYTES) return TOO_BIG;
+  if ((now || Date.now()) > entry.expires_at) return EXPIRED;
+  return "";
+}
+
+// One item per bot message. A material-upload payload (custom.upload) carries no text of its own. The video offer keeps its two choices as big buttons (offer: true); a queued
 // handoff gets a button that opens the video page (video.page); appointment slots become buttons that book.
 function toItems(messages) {
   return (messages || []).map(function (m) {
@@ -46,10 +73,18 @@ function toItems(messages) {
       const slots = (custom.slots || []).map(function (s) { return { title: s.label, slot: s.slot }; });
       return item("bot", slots.length ? m.text : "近期预约已满，请拨打 12329 服务热线预约。", { slots: slots });
     }
+    if (custom.upload) {
+      const uploads = toUploads(custom.upload);
+      return item("bot", uploads.length ? m.text || UPLOAD_TEXT : m.text, { uploads: uploads });
+    }
     return item("bot", m.text, { buttons: buttons, image: m.image || "" });
   }).filter(function (it) {
-    return it.text || it.buttons.length || it.video || (it.slots && it.slots.length) || it.image;
+    return it.text || it.buttons.length || it.video || (it.slots && it.slots.length) || it.image ||
+      (it.uploads && it.uploads.length);
   });
 }
 
-module.exports = { QUICK_REPLIES, ELDER_KEY, readElder, saveElder, metadata, item, toItems };
+module.exports = {
+  QUICK_REPLIES, ELDER_KEY, MAX_UPLOAD_BYTES, UPLOAD_DONE, UPLOAD_TEXT,
+  readElder, saveElder, metadata, item, toItems, toUploads, uploadRefusal,
+};

@@ -32,8 +32,10 @@ REJECTED = {**WAITING, "id": "TQ20261101000003", "kind": "purchase", "kind_name"
 
 def test_an_online_application_shows_its_amount_and_what_comes_next(core, domain):
     core.on("GET", "/persons/p-42/applications", {"applications": [WAITING]})
+    core.refuse("POST", "/applications/TQ20261123000001/upload-token", 409, "material_not_needed")
     reply = run(ActionCheckProgress(), make_tracker(VERIFIED), domain)
-    assert reply.responses == ["utter_application_in_progress"]
+    # Not yet under review: it can still be withdrawn, and a button says so.
+    assert reply.responses == ["utter_application_in_progress", "utter_application_can_cancel"]
     text = reply.text
     assert "申请金额：3,000.00 元" in text and "当前环节：审核受理" in text
     assert text.index("✅ 提交申请") < text.index("⏳ 审核受理") < text.index("○ 审批") < text.index("○ 资金到账")
