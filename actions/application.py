@@ -28,6 +28,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import core_client
 from actions.balance import yuan
+from actions.turns import previous_bot_turn
 from actions.verification import OTP, expired_events, is_expired, require_person
 from bot.components.numerals import parse_amount
 
@@ -101,15 +102,9 @@ def say_offer(dispatcher: CollectingDispatcher, eligible: List[Dict[str, Any]]) 
 
 def offered_application_last_turn(tracker: Tracker) -> Optional[str]:
     """The kind offered in the bot's turn just before the citizen's latest message, if any."""
-    seen_latest_message = False
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            if seen_latest_message:
-                return None
-            seen_latest_message = True
-        elif event.get("event") == "bot" and seen_latest_message:
-            if (event.get("metadata") or {}).get("utter_action") == "utter_application_offer":
-                return tracker.get_slot("application_offered")
+    if any((event.get("metadata") or {}).get("utter_action") == "utter_application_offer"
+           for event in previous_bot_turn(tracker)):
+        return tracker.get_slot("application_offered")
     return None
 
 

@@ -16,6 +16,7 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.application import offered_application_last_turn
+from actions.turns import previous_bot_turn
 from actions.faq import selected_topic, topic_button, topic_titles
 
 logger = logging.getLogger(__name__)
@@ -50,16 +51,8 @@ def priority_reason(tracker: Tracker) -> str:
 def offered_video_last_turn(tracker: Tracker) -> bool:
     """Whether the bot's turn just before the citizen's latest message offered a video handoff
     (every offer carries the custom payload {"type": "handoff_offer"})."""
-    seen_latest_message = False
-    for event in reversed(tracker.events):
-        if event.get("event") == "user":
-            if seen_latest_message:
-                return False
-            seen_latest_message = True
-        elif event.get("event") == "bot" and seen_latest_message:
-            if ((event.get("data") or {}).get("custom") or {}).get("type") == "handoff_offer":
-                return True
-    return False
+    return any(((event.get("data") or {}).get("custom") or {}).get("type") == "handoff_offer"
+               for event in previous_bot_turn(tracker))
 
 
 async def likely_meanings(tracker: Tracker) -> List[Dict[str, str]]:

@@ -216,3 +216,23 @@ def test_nothing_to_cancel_is_said_plainly(core, domain):
     core.on("GET", "/persons/p-42/applications", {"applications": [{"id": "SQ1", "online": False, "status": "paid"}]})
     reply = run(ActionCancelApplication(), make_tracker(VERIFIED, intent="cancel_application"), domain)
     assert "没有找到可以撤销" in reply.text and not [c for c in core.calls if c[0] == "POST"]
+
+
+def test_a_bare_yes_right_after_the_offer_starts_the_application(domain):
+    from rasa_sdk import Tracker
+
+    from actions.handoff import ActionAnswerAffirm
+
+    def tracker(after_offer: bool) -> Tracker:
+        offer = {"event": "bot", "text": "您可以现在在线申请租房提取", "metadata": {"utter_action": "utter_application_offer"}}
+        other = {"event": "bot", "text": "还有什么可以帮您？", "metadata": {"utter_action": "utter_anything_else"}}
+        latest = {"text": "好的", "intent": {"name": "affirm", "confidence": 0.98}, "entities": []}
+        events = [{"event": "user", "text": "我租房能取多少"}, offer if after_offer else other,
+                  {"event": "user", "text": "好的", "parse_data": latest}]
+        return Tracker("web-abc", {**VERIFIED, "application_offered": "rent"}, latest, events, False, None, {},
+                       "action_listen")
+
+    started = run(ActionAnswerAffirm(), tracker(True), domain)
+    assert [(e["event"], e["name"]) for e in started.events] == [("followup", "application_form")]
+    acknowledged = run(ActionAnswerAffirm(), tracker(False), domain)
+    assert not [e for e in acknowledged.events if e.get("event") == "followup"] and "还有什么" in acknowledged.text
