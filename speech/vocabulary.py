@@ -17,6 +17,14 @@ DEFAULT_TERMS = (
 )
 
 
+# Commands a caller must never fail to get through: a span that sounds like one in all syllables
+# but one is taken for it (Whisper base hears 转人工 as 转员工 or 拽人工 on clear speech, which no
+# homophone rule can fix). Only three-syllable commands, and only a whole Han span of that length
+# inside a short utterance, so ordinary sentences are left alone.
+COMMAND_TERMS = ("转人工",)
+COMMAND_MAX_CHARS = 16
+
+
 def _is_han(char: str) -> bool:
     return "\u4e00" <= char <= "\u9fff" or "\u3400" <= char <= "\u4dbf"
 
@@ -52,6 +60,27 @@ class DomainCorrector:
         return tuple(t for t, _ in self._terms)
 
     def correct(self, text: str) -> str:
+        return self._commands(self._homophones(text))
+
+    @staticmethod
+    def _commands(text: str) -> str:
+        """A near-miss of a command (one syllable off) in a short utterance becomes the command."""
+        if len(text) > COMMAND_MAX_CHARS:
+            return text
+        syllables = _syllables(text)
+        for command in COMMAND_TERMS:
+            if command in text:
+                continue
+            wanted = _syllables(command)
+            for i in range(len(text) - len(command) + 1):
+                window = syllables[i:i + len(command)]
+                if None in window:
+                    continue
+                if sum(a != b for a, b in zip(window, wanted)) == 1 and window[-1] == wanted[-1]:
+                    return text[:i] + command + text[i + len(command):]
+        return text
+
+    def _homophones(self, text: str) -> str:
         syllables = _syllables(text)
         protected = self._exact_spans(text)
         out: list[str] = []

@@ -107,13 +107,14 @@ def cluster() -> Iterator[Cluster]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=POSTGRES_DRIVERS)
+# The drivers installed here (the project locks psycopg; pg8000 works too where an operator installs it).
+INSTALLED_DRIVERS = [d for d in POSTGRES_DRIVERS if importlib.util.find_spec(d)] or ["psycopg"]
+
+
+@pytest.fixture(params=INSTALLED_DRIVERS)
 def driver(request) -> str:
     if importlib.util.find_spec(request.param) is None:
-        installed = [d for d in POSTGRES_DRIVERS if importlib.util.find_spec(d)]
-        if not installed:
-            unavailable("no PostgreSQL driver in this venv (psycopg[binary] or pg8000)")
-        pytest.skip(f"driver {request.param} not installed; the core runs on {', '.join(installed)} here")
+        unavailable("no PostgreSQL driver in this venv (psycopg[binary] or pg8000)")
     return request.param
 
 

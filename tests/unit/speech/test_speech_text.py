@@ -26,6 +26,21 @@ def test_other_text_is_left_alone(text):
     assert DomainCorrector().correct(text) == text
 
 
+@pytest.mark.parametrize("heard,meant", [
+    ("我要转员工", "我要转人工"), ("麻烦帮我拽人工服务", "麻烦帮我转人工服务"), ("找人工", "转人工"),
+])
+def test_a_near_miss_of_the_handoff_command_in_a_short_utterance_is_the_command(heard, meant):
+    assert DomainCorrector().correct(heard) == meant
+
+
+@pytest.mark.parametrize("text", [
+    "我是公司员工想问提取", "单位员工怎么缴存", "在员工",
+    "我是在单位上班的员工，公积金每个月转员工账户吗",   # long: a sentence, not a command
+])
+def test_employees_and_long_sentences_are_not_taken_for_the_command(text):
+    assert DomainCorrector().correct(text) == text
+
+
 def test_terms_must_be_chinese():
     with pytest.raises(ValueError, match="Chinese characters only"):
         DomainCorrector(["公积金", "ID card"])
