@@ -83,10 +83,24 @@ def upload_payload(application_id: str, grant: Dict[str, Any]) -> Dict[str, Any]
                        "items": grant.get("items") or [], "expires_in_s": grant.get("expires_in_s")}}
 
 
-def say_offer(dispatcher: CollectingDispatcher, eligible: List[Dict[str, Any]]) -> Optional[str]:
-    """After a pre-check: offers to apply online for each kind that has an amount. Returns the kind
-    offered when there is exactly one (a bare "好的" then applies for it)."""
+async def open_kinds(person_ref: str) -> List[str]:
+    """Kinds with an application still being handled: one at a time per kind, so none is offered."""
+    try:
+        listing = await core_client.get(f"/persons/{person_ref}/applications")
+    except (core_client.CoreUnavailable, core_client.CoreError):
+        return []  # the offer's own check at the core refuses a second one anyway
+    return [a.get("kind") for a in listing.get("applications") or []
+            if a.get("status") not in ("paid", "rejected", "cancelled")]
+
+
+def say_offer(dispatcher: CollectingDispatcher, eligible: List[Dict[str, Any]], busy: List[str]) -> Optional[str]:
+    """After a pre-check: offers to apply online for each kind that has an amount and no application
+    in progress (those are pointed to 查进度). Returns the kind offered when there is exactly one
+    (a bare "好的" then applies for it)."""
     kinds = [r for r in eligible if r.get("max_amount") is not None and r.get("kind") in KIND_NAMES]
+    for result in [r for r in kinds if r["kind"] in busy]:
+        dispatcher.utter_message(response="utter_application_open", kind_name=KIND_NAMES[result["kind"]])
+    kinds = [r for r in kinds if r["kind"] not in busy]
     if not kinds:
         return None
     buttons = [{"title": f"在线申请{KIND_NAMES[r['kind']]}", "payload": f'/apply_withdrawal{{"withdrawal_type": "{r["kind"]}"}}'}

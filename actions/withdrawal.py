@@ -15,7 +15,7 @@ from rasa_sdk import Action, Tracker
 from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.application import say_offer
+from actions.application import open_kinds, say_offer
 from actions.balance import yuan
 from actions.person_data import get_for_person
 
@@ -79,6 +79,6 @@ class ActionCheckWithdrawal(Action):
         if unverified:
             dispatcher.utter_message(response="utter_policy_unverified", city=check.get("city", ""),
                                      effective_date=unverified[0].get("effective_date") or NONE_MARK)
-        offered = say_offer(dispatcher, eligible)
+        offered = say_offer(dispatcher, eligible, await open_kinds(tracker.get_slot("person_ref")) if eligible else [])
         logger.info("withdrawal.checked kind=%s results=%d eligible=%d", kind, len(results), len(eligible))
         return [SlotSet("withdrawal_type", None), SlotSet("application_offered", offered)]

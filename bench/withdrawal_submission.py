@@ -144,13 +144,14 @@ def ocr_figures(documents: int = 12, seed: int = 7) -> list[str]:
 
 # ---- dialogue turns of the submission ------------------------------------------------------
 
-# Demo persons whose withdrawal is complete from shared data (fund/DEMO_PERSONS.md "材料免提交"):
+# Demo persons whose withdrawal is complete from shared data (fund/DEMO_PERSONS.md "材料免提交"; #15 is
+# left out: a seeded retirement application is open, so a second one is refused, as it should be):
 # (ID number, name, the pre-check question, the kind's words for "在线申请…").
 COMPLETE_PERSONS = [
     ("340503199607026801", "水悦华", "我租房能提取多少", "在线申请租房提取"),
     ("340503198005166634", "柳达", "我买房了能提多少", "在线申请购房提取"),
     ("32040219870125435X", "邹刚欣", "我买房了能提多少", "在线申请购房提取"),
-    ("320402196305063333", "谢毅红", "我退休了能取多少", "在线申请退休提取"),
+    ("32040219861111015X", "严妍邦", "我想用公积金还房贷能取多少", "在线申请还贷提取"),
     ("340202199002141353", "郑涵怡", "我离职了能取多少", "在线申请离职提取"),
     ("32040219970505339X", "尤红清", "我租房能提取多少", "在线申请租房提取"),
     ("320402197003087932", "冯卓", "我得了大病能提多少", "在线申请大病提取"),
@@ -175,8 +176,9 @@ async def _apply(client, core, person, timings: dict, errors: list) -> None:
             errors.append(f"{step}: {resp.status_code}")
             return
         timings[step].append(elapsed)
-    if not any("申请已提交" in (m.get("text") or "") for m in resp.json().get("messages", [])):
-        errors.append(f"{name[0]}*: not submitted")
+    said = " ".join(m.get("text") or "" for m in resp.json().get("messages", []))
+    if "申请已提交" not in said:
+        errors.append(f"{name[0]}*: not submitted: {said[:80]}")
 
 
 async def turn_figures(stack, report) -> None:

@@ -44,14 +44,26 @@ def test_no_amount_in_a_reply_is_none():
     assert parse_requested_amount("我还没想好", Decimal("14400")) is None
 
 
+RENT_ELIGIBLE = {"city": "马鞍山", "results": [
+    {"kind": "rent", "kind_name": "租房提取", "eligible": True, "max_amount": 14400, "auto_materials": ["身份信息"],
+     "upload_materials": [], "reasons": []}]}
+
+
 def test_a_positive_precheck_offers_to_apply(core, domain):
-    core.on("GET", "/persons/p-42/withdrawal-check", {"city": "马鞍山", "results": [
-        {"kind": "rent", "kind_name": "租房提取", "eligible": True, "max_amount": 14400, "auto_materials": ["身份信息"],
-         "upload_materials": [], "reasons": []}]})
+    core.on("GET", "/persons/p-42/withdrawal-check", RENT_ELIGIBLE)
+    core.on("GET", "/persons/p-42/applications", {"applications": [{"id": "SQ1", "kind": "rent", "status": "paid"}]})
     reply = run(ActionCheckWithdrawal(), make_tracker(VERIFIED, intent="check_withdrawal"), domain)
     assert "在线申请租房提取" in reply.text
     assert any(b["payload"] == '/apply_withdrawal{"withdrawal_type": "rent"}' for b in reply.buttons)
     assert reply.slots()["application_offered"] == "rent"
+
+
+def test_a_kind_already_being_handled_is_not_offered_again(core, domain):
+    core.on("GET", "/persons/p-42/withdrawal-check", RENT_ELIGIBLE)
+    core.on("GET", "/persons/p-42/applications", {"applications": [{"id": "TQ1", "kind": "rent", "status": "under_review"}]})
+    reply = run(ActionCheckWithdrawal(), make_tracker(VERIFIED, intent="check_withdrawal"), domain)
+    assert "已有一笔正在办理的租房提取申请" in reply.text and not reply.buttons
+    assert reply.slots()["application_offered"] is None
 
 
 def test_activation_shows_the_offer_and_asks_for_the_amount(core, domain):

@@ -91,6 +91,7 @@ PURCHASE_NO = {**RETIRE_NO, "kind": "purchase", "kind_name": "购房提取",
 
 
 def test_all_kinds_list_what_applies_first_with_cap_and_materials(core, domain):
+    core.on("GET", "/persons/p-42/applications", {"applications": []})
     core.on("GET", "/persons/p-42/withdrawal-check",
             {"city": "马鞍山", "results": [RETIRE_NO, RENT_OK, PURCHASE_NO]})
     reply = tx_run(ActionCheckWithdrawal(), domain, intent="check_withdrawal", text="我能取多少")
@@ -117,6 +118,7 @@ def test_named_kind_not_eligible_gives_reasons(core, domain):
 
 
 def test_kind_asked_before_verification_is_used_after_it(core, domain):
+    core.on("GET", "/persons/p-42/applications", {"applications": []})
     core.on("GET", "/persons/p-42/withdrawal-check", {"city": "常州", "results": [RENT_OK]})
     tx_run(ActionCheckWithdrawal(), domain, {"withdrawal_type": "rent"}, intent="inform_identity")
     assert core.calls[0][2] == {"kind": "rent"}
