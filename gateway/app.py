@@ -19,6 +19,7 @@ from gateway.conversation import BOT_UNAVAILABLE, BotUnavailable, ChatInputError
 from gateway.faq_fallback import FaqFallback
 from gateway.handoff import HandoffDesk, NodeDirectory, NodeVideoService, VideoService, make_rooms
 from gateway.handoff.retention import RecordingRetention
+from gateway.handoff.media import captions_transcriber
 from gateway.limits import BodyLimit, Rate, RateLimited, RateLimiter
 from gateway.metrics import Metrics
 from gateway.notices import NoticeDelivery
@@ -127,7 +128,8 @@ def start_video_handoff(app: FastAPI, settings: Settings) -> None:
         app.state.video = NodeVideoService(desk, NodeDirectory(app.state.redis), settings.video_node_token.get_secret_value(),
                                            settings.video_node_timeout_s, browser_ice_servers(settings))
     else:
-        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, browser_ice_servers(settings))
+        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, browser_ice_servers(settings),
+                               transcriber=captions_transcriber(settings))  # live captions (issue 18.6)
         service.rooms.set_peer_lost(service.on_peer_lost)
         app.state.video = service
     retention = RecordingRetention(app.state.redis, desk.audit, settings.video_recordings_dir,

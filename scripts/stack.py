@@ -1,6 +1,7 @@
 """Starts and supervises the whole service on one machine; used by scripts/run.sh and the tests.
 
-Processes, in start order: a private redis-server (AOF on), the sandbox core, the Rasa
+Processes, in start order: a private redis-server (AOF, fsync on every write: the handoff
+queue, sessions and parked audit records live there and must survive kill -9), the sandbox core, the Rasa
 action server, `rasa run --enable-api` and the gateway. Each is waited on through its
 health endpoint (never a sleep), logs to <data_dir>/log/<name>.log, and is stopped in
 reverse order on Ctrl-C or SIGTERM. Venv and model paths come from scripts/setup.sh via
@@ -128,7 +129,7 @@ class Stack:
         self.services = {s.name: s for s in [
             Service("redis", ["redis-server", "--port", str(p.redis), "--bind", "127.0.0.1",
                               "--dir", str(self.data_dir / "redis"), "--appendonly", "yes",
-                              "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+                              "--appendfsync", "always", "--save", "", "--protected-mode", "yes"],
                     None, 20, check=self._redis_ok),
             Service("core", [app_py, "-m", "fund", "--host", "127.0.0.1", "--port", str(p.core)],
                     self.urls["core"] + "/healthz", 60),

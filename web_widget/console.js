@@ -78,7 +78,7 @@
       list.replaceChildren.apply(list, q.waiting.map(function (t) {
         const item = li("");
         const info = document.createElement("span");
-        info.textContent = (t.priority ? "【优先】" : "") + t.reason + " · " + t.channel + " · 已等 " + Math.round(t.waited_s / 60) + " 分钟";
+        info.textContent = (t.priority ? "【优先】" : "") + t.reason + " · " + (CHANNELS[t.channel] || "其他") + " · 已等 " + Math.round(t.waited_s / 60) + " 分钟";
         if (t.priority) info.className = "priority";
         const btn = document.createElement("button");
         btn.type = "button";
@@ -92,6 +92,16 @@
     }).catch(function (e) { notice(e.message); });
   }
 
+  // Hotline callers' call-back appointments: loaded on demand (each read is audited; the numbers are in clear).
+  function refreshCallbacks() {
+    api("GET", "/api/staff/callbacks").then(function (r) {
+      const list = $("callbacks");
+      list.replaceChildren.apply(list, r.callbacks.length ? r.callbacks.map(function (c) {
+        return li(c.label + " · 回电 " + c.phone + " · " + (CHANNELS[c.channel] || "其他"));
+      }) : [li("暂无回电预约。")]);
+    }).catch(function (e) { notice(e.message); });
+  }
+
   function accept(ticketId) {
     api("POST", "/api/staff/tickets/" + ticketId + "/accept").then(function (r) {
       state.ticket = r.ticket;
@@ -100,8 +110,10 @@
       showConsent();
       $("call").hidden = false;
       $("chat").replaceChildren();
+      clearCaptionRecord();
       renderCase(r.ticket);
       setLarge(false);
+      showPhoneCall(r.ticket.channel === "voice");
       setCaptionsAvailable(!!r.captions_available);
       $("transcript").replaceChildren.apply($("transcript"), r.transcript.map(function (l) {
         return li((l.from === "bot" ? "机器人：" : "市民：") + l.text, "from-" + l.from);
@@ -140,6 +152,16 @@
     });
   }
 
+  // A hotline caller: an audio-only session (the gateway bridges the phone call into the room), no camera.
+  function isPhoneCall() { return !!(state.ticket && state.ticket.channel === "voice"); }
+
+  function showPhoneCall(phone) {
+    $("call-title").textContent = phone ? "电话服务（语音通话）" : "视频服务";
+    $("local").hidden = phone;
+    $("enlarge").hidden = phone;
+    $("remote").setAttribute("aria-label", phone ? "市民的声音" : "市民画面");
+  }
+
   async function join(token, iceServers) {
     closePeer();
     const pc = new RTCPeerConnection({ iceServers: iceServers });
@@ -155,12 +177,14 @@
       if (pc.connectionState === "failed" && state.pc === pc && state.ticket) rejoin();
     });
     try {
-      const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480, frameRate: 15 } });
+      const phone = isPhoneCall();
+      const media = await navigator.mediaDevices.getUserMedia(
+        { audio: true, video: phone ? false : { width: 640, height: 480, frameRate: 15 } });
       media.getTracks().forEach(function (t) { pc.addTrack(t, media); });
       $("local").srcObject = media;
     } catch (e) {
       pc.addTransceiver("audio", { direction: "recvonly" });
-      pc.addTransceiver("video", { direction: "recvonly" });
+      if (!isPhoneCall()) pc.addTransceiver("video", { direction: "recvonly" });
     }
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
@@ -195,8 +219,12 @@
         r.messages.forEach(function (m) {
           state.after = m.id;
           if (m.event === "consent") { state.consent = m.consent; showConsent(); }
-          if (m.event === "captions") { setCaptionsAvailable(!!m.available); return; }
-          if (m.event === "caption") { addCaption(m.from, m.text); return; }
+          if (m.event === "captions") {  // stream fields are strings: "1" / "0"; either side may toggle
+            setCaptionsAvailable(m.available === "1");
+            if (m.available === "1" && (m.on === "1") !== state.captions.on) showCaptions(m.on === "1");
+            return;
+          }
+          if (m.event === "caption") { addCaption(m.from, m.text); recordCaption(m); return; }
           const who = { citizen: "市民：", staff: "我：", system: "" }[m.from] || "";
           $("chat").append(li(who + m.text, "from-" + m.from));
         });
@@ -231,6 +259,7 @@
   function showCaptions(on) {
     state.captions.on = on;
     $("captions-toggle").textContent = on ? "关闭字幕" : "打开字幕";  // the label says what a press does
+    $("captions-toggle").setAttribute("aria-pressed", String(on));
     $("captions").hidden = !on;
     if (!on) $("captions").replaceChildren();
   }
@@ -248,11 +277,41 @@
     const line = document.createElement("p");
     line.textContent = (from === "staff" ? "我：" : "市民：") + text;
     $("captions").append(line);
-    while ($("captions").children.length > 2) $("captions").firstChild.remove();
+    while ($("captions").children.length > 3) $("captions").firstChild.remove();
+  }
+
+  // The session's caption transcript (stored masked with the session: GET .../captions), beside the note and
+  // summary; the message replay on accept refills it. The time comes from the stream id (ms since the epoch).
+  function recordCaption(m) {
+    const list = $("captions-record");
+    const at = new Date(parseInt(String(m.id).split("-")[0], 10));
+    const time = isNaN(at) ? "" : at.toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false }) + " ";
+    list.append(li(time + (m.from === "staff" ? "我：" : "市民：") + m.text, "from-" + m.from));
+    list.hidden = false;
+    $("captions-record-title").hidden = false;
+  }
+
+  function captionRecordSection() {
+    const title = document.createElement("h3");
+    title.id = "captions-record-title";
+    title.textContent = "字幕记录（证件号、手机号已打码）";
+    const list = document.createElement("ol");
+    list.id = "captions-record";
+    list.className = "log";
+    list.tabIndex = 0;
+    list.setAttribute("aria-labelledby", "captions-record-title");
+    title.hidden = list.hidden = true;
+    $("closing").before(title, list);
+  }
+
+  function clearCaptionRecord() {
+    $("captions-record").replaceChildren();
+    $("captions-record").hidden = $("captions-record-title").hidden = true;
   }
 
   function leaveCall(text) {
     setLarge(false);
+    clearCaptionRecord();
     setCaptionsAvailable(false);
     closePeer();
     state.ticket = null;
@@ -548,11 +607,15 @@
     api("POST", "/api/staff/tickets/" + state.ticket.ticket_id + "/messages", { text: text }).catch(function (e) { notice(e.message); });
   });
   $("end").addEventListener("click", end);
+  $("callbacks-refresh").addEventListener("click", refreshCallbacks);
   $("enlarge").addEventListener("click", function () {
     setLarge(!$("videos").classList.contains("videos--large"));
     $("enlarge").scrollIntoView({ block: "nearest" });
   });
   $("captions-toggle").addEventListener("click", toggleCaptions);
+  $("captions").setAttribute("aria-live", "polite");
+  captionRecordSection();
+  $("captions").setAttribute("aria-label", "字幕");
   $("summary").addEventListener("input", showPreview);
   showPreview();
   $("logout").addEventListener("click", logout);

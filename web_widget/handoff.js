@@ -45,12 +45,12 @@
       '<div class="handoff__videos" hidden>' +
       '  <video id="anju-handoff-remote" autoplay playsinline aria-label="工作人员画面"></video>' +
       '  <video id="anju-handoff-local" autoplay playsinline muted aria-label="我的画面"></video>' +
-      '  <div class="handoff__captions" hidden></div>' +
+      '  <div class="handoff__captions" aria-live="polite" aria-label="字幕" hidden></div>' +
       "</div>" +
       '<div class="handoff__actions">' +
       '  <button type="button" class="handoff__cancel">取消排队</button>' +
       '  <button type="button" class="handoff__enlarge" aria-pressed="false" hidden>放大工作人员画面</button>' +
-      '  <button type="button" class="handoff__captions-toggle" hidden>打开字幕</button>' +
+      '  <button type="button" class="handoff__captions-toggle" aria-pressed="false" hidden>打开字幕</button>' +
       '  <button type="button" class="handoff__hangup" hidden>挂断</button>' +
       "</div>";
     panel.querySelector(".handoff__cancel").addEventListener("click", cancel);
@@ -110,6 +110,7 @@
     if (!panel) return;
     const button = panel.querySelector(".handoff__captions-toggle");
     button.textContent = on ? "关闭字幕" : "打开字幕";  // the label says what a press does
+    button.setAttribute("aria-pressed", String(on));
     const box = panel.querySelector(".handoff__captions");
     box.hidden = !on;
     if (!on) box.replaceChildren();
@@ -121,13 +122,13 @@
     showCaptions(on);
   }
 
-  // The latest two lines, who said them in words.
+  // The latest three lines, who said them in words.
   function addCaption(from, text) {
     if (!panel || !state.captions.on || !text) return;
     const box = panel.querySelector(".handoff__captions");
     const line = el("p", "handoff__caption", (from === "citizen" ? "我：" : "工作人员：") + text);
     box.appendChild(line);
-    while (box.children.length > 2) box.firstChild.remove();
+    while (box.children.length > 3) box.firstChild.remove();
   }
 
   function hangUp() {
@@ -226,7 +227,11 @@
     else if (frame.type === "call") {
       if ("captions" in frame) setCaptionsAvailable(frame.captions);
       call(frame.room_token, frame.ice_servers || [], ui);
-    } else if (frame.type === "captions") setCaptionsAvailable(frame.available);
+    } else if (frame.type === "captions") {
+      // Either side may turn captions on or off: both pages follow the room's state.
+      setCaptionsAvailable(frame.available);
+      if (frame.available && "on" in frame && !!frame.on !== state.captions.on) showCaptions(!!frame.on);
+    }
     else if (frame.type === "caption") addCaption(frame.from, frame.text);
     else if (frame.type === "message") {
       if (frame.from === "staff") ui.addMessage("staff", "工作人员：" + frame.text);  // the label is text, not CSS

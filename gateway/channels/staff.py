@@ -202,6 +202,15 @@ async def reprioritise(ticket_id: str, body: Priority, request: Request, staff: 
     return {"ticket_id": ticket.id, "priority": ticket.priority}
 
 
+@router.get("/callbacks")
+async def callbacks(request: Request, staff: CurrentStaff) -> dict:
+    """Hotline callers' call-back appointments (slot, number), soonest first; each read is audited, since
+    the numbers are in clear: staff dial them."""
+    found = await _desk(request).appointments.callbacks()
+    await audited(request, staff.username, "staff.callbacks.read", "-", f"count={len(found)}")
+    return {"callbacks": found}
+
+
 @router.get("/stats")
 async def stats(request: Request, supervisor: Supervisor,
                 days: Annotated[Optional[int], Query(ge=1, le=MAX_PERIOD_DAYS)] = None) -> dict:

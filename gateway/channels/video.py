@@ -20,6 +20,7 @@ from gateway.limits import Rate, RateLimited, RateLimiter, client_ip, origin_all
 from gateway.handoff import HandoffDesk, HandoffError, Ticket, TicketState, VideoServiceBase
 from gateway.handoff.desk import CONSENT_TEXT
 from gateway.schemas import AppointmentBody, CancelBody, HandoffBody, OfferBody, json_body
+from gateway.staff_auth import CurrentStaff
 from gateway.turns import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -243,10 +244,55 @@ async def _read_citizen(websocket: WebSocket, service: VideoServiceBase, ticket:
                 await service.close(ended)
         elif kind == "rejoin":
             wants_call.set()
+        elif kind == "captions" and isinstance(frame.get("on"), bool):
+            current = await service.desk.get(ticket.id)
+            try:
+                if current is None:
+                    raise HTTPException(status_code=409, detail="这次视频服务已经结束。")
+                await service.set_captions(current, frame["on"], "citizen")  # the state comes back through the stream
+            except HTTPException as exc:
+                await websocket.send_json({"type": "error", "text": exc.detail})
         elif kind == "consent" and isinstance(frame.get("agree"), bool):
             await service.desk.record_consent(ticket.id, frame["agree"])  # wakes the pusher, which sends the call
         elif kind != "ping":
             await websocket.send_json({"type": "error", "text": "消息格式错误。"})
+
+
+def citizen_frame(message: dict[str, str]) -> dict[str, Any]:
+    """A ticket stream entry as the citizen's page reads it: captions state and lines have frames of their own."""
+    event = message.get("event")
+    if event == "captions":
+        return {"type": "captions", "available": message.get("available") == "1", "on": message.get("on") == "1",
+                "by": message.get("by", "")}
+    if event == "caption":
+        return {"type": "caption", "from": message.get("from"), "text": message.get("text", ""), "final": True}
+    return {"type": "message", **message}
+
+
+@router.post("/api/staff/tickets/{ticket_id}/captions")
+async def staff_captions(ticket_id: str, request: Request, staff: CurrentStaff) -> dict:
+    """Staff turn the call's live captions on or off (body {"on": true|false}); both pages follow."""
+    body = await read_json_object(request)
+    if not isinstance(body.get("on"), bool):
+        raise HTTPException(status_code=422, detail="需要 on: true 或 false。")
+    service = _service(request)
+    ticket = await service.desk.get(ticket_id)
+    if ticket is None or ticket.staff != staff.username or ticket.state != TicketState.ACTIVE:
+        raise HTTPException(status_code=404, detail="该会话不在进行中，或不由您接待。")
+    await service.set_captions(ticket, body["on"], "staff")
+    return {"on": body["on"]}
+
+
+@router.get("/api/staff/tickets/{ticket_id}/captions")
+async def staff_caption_transcript(ticket_id: str, request: Request, staff: CurrentStaff) -> dict:
+    """The session's caption transcript (who, when, text; ID and phone numbers masked), with the note and
+    summary: the session's record for the staff member who served it."""
+    service = _service(request)
+    ticket = await service.desk.get(ticket_id)
+    if ticket is None or ticket.staff != staff.username:
+        raise HTTPException(status_code=404, detail="没有这次服务的记录，或不由您接待。")
+    return {"ticket_id": ticket.id, "state": ticket.state.value, "note": ticket.note, "summary": ticket.summary,
+            "captions": await service.desk.captions.transcript(ticket.id)}
 
 
 async def _push_citizen(websocket: WebSocket, service: VideoServiceBase, ticket_id: str, wants_call: asyncio.Event) -> None:
@@ -256,12 +302,12 @@ async def _push_citizen(websocket: WebSocket, service: VideoServiceBase, ticket_
         for message in messages:
             after = message["id"]
             if message.get("to") != "staff":  # notices for staff only (e.g. the consent answer)
-                await websocket.send_json({"type": "message", **message})
+                await websocket.send_json(citizen_frame(message))
         ticket = await desk.get(ticket_id)
         if ticket is None or ticket.state in (TicketState.ENDED, TicketState.CANCELLED):
             for message in await desk.messages(ticket_id, after):
-                if message.get("to") != "staff":
-                    await websocket.send_json({"type": "message", **message})
+                if message.get("to") != "staff" and not message.get("event"):
+                    await websocket.send_json(citizen_frame(message))
             await websocket.send_json({"type": ticket.state.value if ticket else "cancelled"})
             await websocket.close(code=1000)
             return

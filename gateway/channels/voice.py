@@ -29,6 +29,7 @@ from gateway.voice import prompts
 from gateway.voice.audio import FrameError, parse_config, parse_json_frame
 from gateway.voice.call import Call, CallGone, CallServices
 from gateway.voice.runtime import call_limits, voice_of
+from gateway.voice.transfer import transfer_for
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["voice"])
@@ -129,7 +130,8 @@ async def voice_socket(websocket: WebSocket) -> None:
         if fmt is None:
             return
         voice = voice_of(app)
-        services = CallServices(recognise=voice.speech.transcribe, turn=turns, speak=voice.tts.speech)
+        services = CallServices(recognise=voice.speech.transcribe, turn=turns, speak=voice.tts.speech,
+                                transfer=transfer_for(app, turns.session.sender_id))
         logger.info("voice.call.started rate=%d encoding=%s", fmt.sample_rate, fmt.encoding)
         reason = await Call(SocketLink(websocket), services, fmt, call_limits(settings)).run()
         logger.info("voice.call.ended reason=%s", reason)

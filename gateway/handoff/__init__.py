@@ -6,6 +6,8 @@ Which module holds what:
 - desk.py: HandoffDesk (queue, tickets, staff<->citizen chat, room tokens), which holds the other two:
   - appointments.py: AppointmentBook, `desk.appointments` (staff hours, offers, booking a slot);
   - figures.py: DeskFigures, `desk.figures` (audit entries for recordings, the supervisor's daily figures).
+  - captions.py: CaptionBook, `desk.captions` (live captions' on/off state and lines in the ticket's message
+    stream, and the session's masked caption transcript).
 - media.py: VideoService (rooms in this process) and NodeVideoService (rooms on media nodes).
 - nodes.py: NodeDirectory, the media nodes found through redis.
 - node.py: one media node process, `python -m gateway.handoff.node --port N`; not imported here.

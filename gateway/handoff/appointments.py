@@ -12,10 +12,19 @@ from redis.exceptions import WatchError
 from gateway import keys
 from gateway.handoff.clock import DeskClock
 from gateway.handoff.errors import HandoffError
+from gateway.privacy import mask_phone
 from gateway.settings import Settings
 from video import schedule
 
 logger = logging.getLogger(__name__)
+# A hotline caller's call-back number, kept with their appointment for staff (the console's 回电预约 list):
+# a hash per slot (sender -> number), expiring a day after the slot like the booking itself, and an
+# index of (slot|sender) by the slot's time, pruned a day after each slot.
+CALLBACKS_INDEX = "anju:handoff:callbacks"
+
+
+def callbacks_key(slot: str) -> str:
+    return f"anju:handoff:callbacks:{slot}"
 
 
 class AppointmentBook:
@@ -69,6 +78,35 @@ class AppointmentBook:
             raise HandoffError("该时段已约满，请选择其他时段。")
         logger.info("handoff.appointment.booked sender=%s slot=%s", sender_id, slot.isoformat())
         return schedule.slot_label(slot, now)
+
+    async def book_callback(self, sender_id: str, slot_iso: str, phone: str) -> str:
+        """Books the slot (as `book`) and keeps the number staff call back then; returns the slot's label."""
+        label = await self.book(sender_id, slot_iso)
+        slot = dt.datetime.fromisoformat(slot_iso)
+        ttl_s = int(slot.timestamp() - self._clock()) + 24 * 3600
+        async with self._r.pipeline(transaction=True) as p:
+            p.hset(callbacks_key(slot.isoformat()), sender_id, phone)
+            p.expire(callbacks_key(slot.isoformat()), ttl_s)
+            p.zadd(CALLBACKS_INDEX, {f"{slot.isoformat()}|{sender_id}": slot.timestamp()})
+            p.expire(CALLBACKS_INDEX, 31 * 24 * 3600)  # old entries go at each read; this is a safety net
+            await p.execute()
+        logger.info("handoff.appointment.callback sender=%s slot=%s phone=%s", sender_id, slot.isoformat(),
+                    mask_phone(phone))
+        return label
+
+    async def callbacks(self) -> list[dict[str, str]]:
+        """Call-backs booked from now on (and the last hour's), soonest first, for staff: slot, label, number."""
+        now = self._clock()
+        await self._r.zremrangebyscore(CALLBACKS_INDEX, "-inf", now - 24 * 3600)
+        found = []
+        for member in await self._r.zrangebyscore(CALLBACKS_INDEX, now - 3600, "+inf"):
+            slot_iso, sender_id = member.split("|", 1)
+            phone = await self._r.hget(callbacks_key(slot_iso), sender_id)
+            if phone:
+                slot = dt.datetime.fromisoformat(slot_iso)
+                found.append({"slot": slot_iso, "label": schedule.slot_label(slot, self._clock.now()), "phone": phone,
+                              "channel": sender_id.split("-")[0]})
+        return found
 
     async def _book_if_free(self, key: str, sender_id: str, ttl_s: int) -> bool:
         """Checks capacity and books in one WATCH/MULTI transaction: two citizens cannot both take

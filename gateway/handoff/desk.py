@@ -29,6 +29,7 @@ from redis.exceptions import WatchError
 from gateway import keys
 from gateway.audit_client import AuditClient, AuditError
 from gateway.handoff.appointments import AppointmentBook
+from gateway.handoff.captions import CaptionBook
 from gateway.handoff.clock import DeskClock
 from gateway.handoff.errors import HandoffError
 from gateway.handoff.figures import DeskFigures
@@ -62,6 +63,7 @@ class HandoffDesk:
                                           settings.audit_timeout_s)
         self.appointments = AppointmentBook(redis, settings, self.clock, self.joining_eta_s)
         self.figures = DeskFigures(redis, self.clock, self.audit)
+        self.captions = CaptionBook(redis, self.clock.ms)  # live captions' state, lines and transcript (issue 18.6)
 
     # --- tickets and the queue ---
     async def get(self, ticket_id: str) -> Optional[Ticket]:

@@ -21,6 +21,7 @@ from gateway.handoff.nodes import NoMediaNode, NodeDirectory
 from gateway.handoff.tickets import Ticket, TicketState
 from gateway.internal_http import internal_client
 from gateway.settings import Settings
+from video.captions import RoomCaptions, Transcriber
 from video.loopback import allow_loopback_candidates
 from video.rooms import BadOffer, RoomNotFound, RoomRegistry, ice_servers_from
 
@@ -28,7 +29,18 @@ logger = logging.getLogger(__name__)
 TOKEN_USED = "视频通话凭证无效或已使用，请重新发起连接。"
 NO_MEDIA = "视频服务暂时不可用，请稍后再试。"
 NO_CONSENT = "市民尚未同意录像，不能开始视频。"
+NO_CAPTIONS = "字幕服务暂时不可用。"
+NOT_CONNECTED = "视频尚未接通，接通后再打开字幕。"
 RETRY_S = 5.0  # after a redis outage, the sweeps and the reconciliation try again this much later
+
+
+def captions_transcriber(settings: Settings) -> Optional[Transcriber]:
+    """The speech server's client when one is configured (SPEECH_SECRET): captions are offered only then."""
+    secret = settings.speech_secret.get_secret_value()
+    if not secret:
+        return None
+    from gateway.voice.recognition import SpeechClient
+    return SpeechClient(settings.speech_url, secret, settings.speech_timeout_s)
 
 
 def make_rooms(settings: Settings) -> RoomRegistry:
@@ -64,6 +76,10 @@ class VideoServiceBase:
     async def aclose(self) -> None:
         """Releases what the service holds at shutdown."""
 
+    async def set_captions(self, ticket: Ticket, on: bool, by: str) -> None:
+        """Turns the room's captions on or off for both parties (gateway.handoff.captions, video.captions)."""
+        raise HTTPException(status_code=503, detail=NO_CAPTIONS)
+
     async def watch_staff_joins(self, timeout_s: float) -> None:
         """Until cancelled: staff who accepted and did not join within timeout_s lose the ticket to the
         queue. A round that fails (redis away) is logged and the next round tries again."""
@@ -94,8 +110,12 @@ class VideoService(VideoServiceBase):
     passes False and answers only for the rooms it hosts."""
 
     def __init__(self, desk: HandoffDesk, rooms: RoomRegistry, staff_reconnect_s: float,
-                 browser_ice_servers: Optional[list[dict[str, Any]]] = None, all_rooms_here: bool = True):
+                 browser_ice_servers: Optional[list[dict[str, Any]]] = None, all_rooms_here: bool = True,
+                 transcriber: Optional[Transcriber] = None):
+        """transcriber: the speech server's client for live captions; None: no captions offered."""
         self.desk = desk
+        self._transcriber = transcriber
+        self._captions: dict[str, RoomCaptions] = {}  # room id -> its captions while on
         self.browser_ice_servers = browser_ice_servers or []  # RTCPeerConnection config for both browsers
         self.rooms = rooms
         self._reconnect_s = staff_reconnect_s
@@ -119,11 +139,47 @@ class VideoService(VideoServiceBase):
             logger.warning("video.offer.rejected room=%s role=%s error=%s", ticket.room_id, grant["role"], exc)
             raise HTTPException(status_code=400, detail="视频连接参数不正确，请刷新页面后重试。")
         await self.desk.mark_joined(ticket.id, grant["role"])
+        if self._transcriber is not None and grant["role"] == "staff":
+            # Both pages learn that captions can be had (and the current state) from the message stream.
+            await self.desk.captions.post_state(ticket.id, True, ticket.room_id in self._captions)
         return {"sdp": answer.sdp, "type": answer.type}
+
+    async def set_captions(self, ticket: Ticket, on: bool, by: str) -> None:
+        if self._transcriber is None:
+            raise HTTPException(status_code=503, detail=NO_CAPTIONS)
+        if ticket.state != TicketState.ACTIVE or not ticket.room_id or ticket.room_id not in self.rooms:
+            raise HTTPException(status_code=409, detail=NOT_CONNECTED)
+        room_id, ticket_id = ticket.room_id, ticket.id
+        captions = self._captions.get(room_id)
+        if on and captions is None:
+            room = self.rooms.get(room_id)
+
+            async def deliver(role: str, text: str) -> None:
+                await self.desk.captions.post_caption(ticket_id, role, text)
+
+            # A private relayed feed of the party's audio (video.rooms.Room._subscribe), as the recorder has.
+            captions = RoomCaptions(lambda role: room._subscribe((role, "audio")), self._transcriber, deliver)
+            captions.start()
+            self._captions[room_id] = captions
+            logger.info("video.captions.on room=%s by=%s", room_id, by)
+        elif not on and captions is not None:
+            await self._stop_captions(room_id)
+        await self.desk.captions.post_state(ticket_id, True, on, by)
+
+    async def _stop_captions(self, room_id: str) -> None:
+        captions = self._captions.pop(room_id, None)
+        if captions is None:
+            return
+        await captions.stop()
+        taps = captions.stopped_taps
+        audio_s, cpu_s = sum(t.audio_s for t in taps), sum(t.cpu_s for t in taps)
+        logger.info("video.captions.off room=%s audio_s=%.1f decode_cpu_s=%.3f captions=%d dropped_s=%.1f",
+                    room_id, audio_s, cpu_s, sum(t.captions for t in taps), sum(t.dropped_s for t in taps))
 
     async def close(self, ticket: Ticket) -> None:
         """Ends the media of a ticket; the recording's hash goes to the audit log."""
         self._tickets.pop(ticket.room_id, None)
+        await self._stop_captions(ticket.room_id)
         recording = await self.rooms.close(ticket.room_id) if ticket.room_id else None
         if recording is not None:
             entry = await self.desk.figures.audit_recording(ticket, recording.sha256, recording.size_bytes, recording.path.name)
@@ -180,6 +236,8 @@ class VideoService(VideoServiceBase):
     async def aclose(self) -> None:
         for task in self._watchers:
             task.cancel()
+        for room_id in list(self._captions):
+            await self._stop_captions(room_id)
         await self.rooms.close_all()
 
 
@@ -207,6 +265,19 @@ class NodeVideoService(VideoServiceBase):
             detail = resp.json().get("detail", NO_MEDIA) if resp.headers.get("content-type", "").startswith("application/json") else NO_MEDIA
             raise HTTPException(status_code=resp.status_code if resp.status_code < 500 else 503, detail=detail)
         return resp.json()
+
+    async def set_captions(self, ticket: Ticket, on: bool, by: str) -> None:
+        """The room's node runs the taps (it holds the audio); it posts the state and the lines itself."""
+        node = await self.nodes.hosting(ticket.room_id) if ticket.room_id else None
+        if node is None:
+            raise HTTPException(status_code=409, detail=NOT_CONNECTED)
+        try:
+            resp = await self._http.post(f"{node.url}/node/tickets/{ticket.id}/captions", json={"on": on, "by": by})
+        except httpx.HTTPError as exc:
+            logger.error("video.node.captions_failed ticket=%s error=%s", ticket.id, type(exc).__name__)
+            raise HTTPException(status_code=503, detail=NO_CAPTIONS)
+        if resp.status_code != 200:
+            raise HTTPException(status_code=resp.status_code if resp.status_code < 500 else 503, detail=NO_CAPTIONS)
 
     async def close(self, ticket: Ticket) -> None:
         """Asks the room's node to close it; the node audits the recording, as it holds the file."""

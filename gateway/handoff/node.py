@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from redis.exceptions import RedisError
 
 from gateway.handoff.desk import HandoffDesk
-from gateway.handoff.media import VideoService, make_rooms
+from gateway.handoff.media import VideoService, captions_transcriber, make_rooms
 from gateway.handoff.nodes import NodeDirectory
 from gateway.handoff.retention import RecordingRetention
 from gateway.handoff.tickets import Ticket
@@ -31,6 +31,11 @@ from gateway.redis_connection import connect as connect_redis
 from gateway.settings import Settings, settings_or_exit
 
 logger = logging.getLogger(__name__)
+
+
+class Captions(BaseModel):
+    on: bool
+    by: str = ""
 
 
 class Offer(BaseModel):
@@ -63,7 +68,8 @@ def create_node_app(settings: Settings, port: int) -> FastAPI:
     async def lifespan(app: FastAPI):
         redis = connect_redis(settings.redis_url)
         desk = HandoffDesk(redis, settings)
-        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, all_rooms_here=False)
+        service = VideoService(desk, make_rooms(settings), settings.handoff_staff_reconnect_s, all_rooms_here=False,
+                               transcriber=captions_transcriber(settings))
         service.rooms.set_peer_lost(service.on_peer_lost)
         directory = NodeDirectory(redis)
         app.state.service = service
@@ -120,6 +126,15 @@ def create_node_app(settings: Settings, port: int) -> FastAPI:
             raise HTTPException(status_code=404, detail="unknown ticket")
         await service.close(ticket)
         return {"closed": ticket.room_id}
+
+    @app.post("/node/tickets/{ticket_id}/captions", dependencies=gateway_only)
+    async def captions(ticket_id: str, body: Captions, request: Request) -> dict:
+        service: VideoService = request.app.state.service
+        ticket = await service.desk.get(ticket_id)
+        if ticket is None:
+            raise HTTPException(status_code=404, detail="unknown ticket")
+        await service.set_captions(ticket, body.on, body.by)
+        return {"on": body.on}
 
     return app
 

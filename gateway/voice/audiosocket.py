@@ -32,6 +32,7 @@ from gateway.privacy import mask_text
 from gateway.voice.audio import AudioFormat
 from gateway.voice.call import Call, CallServices
 from gateway.voice.runtime import call_limits, voice_of
+from gateway.voice.transfer import transfer_for
 
 logger = logging.getLogger(__name__)
 
@@ -196,7 +197,8 @@ async def handle_connection(app, reader: asyncio.StreamReader, writer: asyncio.S
             return
         turns = CallTurns(app, session, peer)
         voice = voice_of(app)
-        services = CallServices(recognise=voice.speech.transcribe, turn=turns, speak=voice.tts.speech)
+        services = CallServices(recognise=voice.speech.transcribe, turn=turns, speak=voice.tts.speech,
+                                transfer=transfer_for(app, turns.session.sender_id))
         link = AudioSocketLink(reader, writer, call_id)
         logger.info("voice.audiosocket.call_started call=%s", call_id)
         reason = await Call(link, services, AudioFormat(SAMPLE_RATE, "pcm16"), call_limits(settings)).run()

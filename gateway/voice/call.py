@@ -11,7 +11,11 @@ the call closes (1000); {"error": ...} before a close for a bad frame (1003/1009
 Audio is cut into utterances by energy endpointing (speech/vad.py); each is recognised and
 becomes a turn, in order, one at a time. Voiced audio or a key press while reply audio is
 playing stops it (barge-in). The silence timer runs only while nothing is happening: neither
-side speaking, no turn in progress, no keys pending.
+side speaking, no turn in progress, no keys pending, not on hold for staff.
+
+With `CallServices.transfer` (gateway/voice/transfer.py) the call follows its place in the staff queue:
+queue news is said as it comes, `#` cancels the queue, 1/2 answer the recording notice, staff's voice
+goes down the call as bot audio does, and the ticket never outlives the call.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Awaitable, Callable, Optional, Protocol, Union
+from typing import TYPE_CHECKING, Awaitable, Callable, Optional, Protocol, Union
 
 from gateway.conversation import BotMessage
 from gateway.privacy import mask_text
@@ -31,6 +35,9 @@ from gateway.voice.recognition import RecognitionUnavailable
 from gateway.voice.synthesis import SynthesisUnavailable
 from speech.pcm import to_bytes, to_samples
 from speech.vad import Endpointer
+
+if TYPE_CHECKING:
+    from gateway.voice.transfer import CallTransfer
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +65,7 @@ class CallServices:
     recognise: Callable[[bytes, int], Awaitable[str]]  # PCM16, rate -> text; RecognitionUnavailable
     turn: Callable[[str], Awaitable[list[BotMessage]]]  # text -> bot messages; CallGone
     speak: Callable[[str, int], Awaitable[bytes]]  # text, rate -> PCM16; SynthesisUnavailable
+    transfer: Optional["CallTransfer"] = None  # the call's place in the staff queue (gateway/voice/transfer.py)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,7 @@ class CallLimits:
     menu_wait_s: float = 2.0
     entry_timeout_s: float = 5.0
     tick_s: float = 0.1
+    transfer_poll_s: float = 1.0
 
 
 _TICK = object()
@@ -100,6 +109,7 @@ class Call:
         self._worker: Optional[asyncio.Task] = None
         self._busy = False
         self._interrupts = 0  # bumped whenever the caller speaks or keys: a reply made meanwhile stays silent
+        self._announcements = 0  # queue news waiting in the inbox: not the caller going on, so no reply is dropped
         self._gone = False
         self._prompted = False
         self._idle_since = 0.0
@@ -113,7 +123,12 @@ class Call:
         started = self._idle_since = self._clock()
         reader = asyncio.ensure_future(self._read())
         self._worker = asyncio.ensure_future(self._work())
+        follower = None
+        if self._services.transfer is not None:
+            self._services.transfer.attach(self.fmt.sample_rate, self._staff_audio)
+            follower = asyncio.ensure_future(self._follow_transfer())
         self._inbox.put_nowait(("say", prompts.GREETING))
+        ended = "disconnected"
         try:
             while True:
                 try:
@@ -121,7 +136,7 @@ class Call:
                 except asyncio.TimeoutError:
                     frame = _TICK
                 if frame is None:
-                    return "disconnected"
+                    return ended
                 try:
                     reason = None if frame is _TICK else await self._on_frame(frame)
                 except FrameError as exc:
@@ -129,15 +144,53 @@ class Call:
                     await self._stop_playback(quiet=True)
                     await self._send_json({"error": exc.message})
                     await self._link.close(exc.code)
-                    return "bad_frame"
+                    ended = "bad_frame"
+                    return ended
                 reason = reason or await self._on_tick(started)
                 if reason:
+                    ended = reason
                     return reason
         finally:
-            for task in (reader, self._worker, self._playback):
+            for task in (reader, self._worker, self._playback, follower):
                 if task is not None:
                     task.cancel()
-            await asyncio.gather(*(t for t in (reader, self._worker, self._playback) if t), return_exceptions=True)
+            await asyncio.gather(*(t for t in (reader, self._worker, self._playback, follower) if t),
+                                 return_exceptions=True)
+            await self._end_transfer(ended)
+
+    async def _follow_transfer(self) -> None:
+        """While the call has a ticket: its queue position, staff joining, staff's messages, said to the caller."""
+        transfer = self._services.transfer
+        while True:
+            await asyncio.sleep(self.limits.transfer_poll_s)
+            try:
+                was_active = transfer.state == "active"
+                texts = await transfer.poll()
+                if transfer.state == "active" and not was_active:
+                    await self._stop_playback()  # staff are here: the queue message need not play on
+                for text in texts:
+                    self._announcements += 1
+                    self._inbox.put_nowait(("announce", text))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # redis away a moment: the next look tries again
+                logger.warning("voice.call.transfer_poll_failed error=%s", type(exc).__name__)
+
+    async def _staff_audio(self, pcm: bytes) -> None:
+        """Staff's voice (PCM16 at the call's rate) down the call, as bot audio goes."""
+        await self._send_bytes(self.fmt.encode(pcm))
+
+    def _bridged(self) -> bool:
+        return self._services.transfer is not None and self._services.transfer.bridged
+
+    async def _end_transfer(self, reason: str) -> None:
+        """A ticket never outlives its call: waiting is cancelled, a session with staff ends."""
+        if self._services.transfer is None:
+            return
+        try:
+            await self._services.transfer.call_ended(reason)
+        except Exception as exc:
+            logger.warning("voice.call.transfer_end_failed error=%s", type(exc).__name__)
 
     async def _read(self) -> None:
         try:
@@ -167,6 +220,13 @@ class Call:
             if keys is None:
                 raise FrameError(prompts.BAD_DTMF)
             await self._caller_acted()
+            transfer = self._services.transfer
+            if transfer is not None and not self._keypad.busy and transfer.cancels(keys):
+                self._inbox.put_nowait(("cancel_queue",))
+                return None
+            if transfer is not None and not self._keypad.busy and transfer.answers_consent(keys):
+                self._inbox.put_nowait(("consent", keys))
+                return None
             for entry in self._keypad.press(keys, self._clock()):
                 self._enqueue_entry(entry)
             return None
@@ -182,6 +242,9 @@ class Call:
     def _on_audio(self, frame: bytes) -> None:
         if len(frame) > self.limits.max_frame_bytes:
             raise FrameError(prompts.FRAME_TOO_BIG.format(limit=self.limits.max_frame_bytes), CLOSE_TOO_BIG)
+        if self._bridged():  # staff hear the caller directly; the bot stays out of it
+            self._services.transfer.bridge.feed(self.fmt.decode(frame))
+            return
         for utterance in self._vad.feed(to_samples(self.fmt.decode(frame))):
             self._inbox.put_nowait(("audio", utterance))
 
@@ -217,7 +280,8 @@ class Call:
 
     def _idle(self) -> bool:
         playing = self._playback is not None and not self._playback.done()
-        return not (playing or self._busy or not self._inbox.empty() or self._vad.in_speech or self._keypad.busy)
+        holding = self._services.transfer is not None and self._services.transfer.holding  # on hold for staff
+        return not (playing or holding or self._busy or not self._inbox.empty() or self._vad.in_speech or self._keypad.busy)
 
     async def _goodbye(self, text: str, reason: str) -> str:
         logger.info("voice.call.ending reason=%s turns=%d", reason, self.turns)
@@ -257,6 +321,18 @@ class Call:
         kind = item[0]
         if kind == "say":
             await self._reply([BotMessage(text=item[1])], remember=False)
+        elif kind == "announce":
+            self._announcements -= 1
+            if self._bridged():  # staff are talking: their typed words are shown, not spoken over them
+                await self._send_json({"type": "bot", "text": item[1]})
+            else:
+                await self._reply([BotMessage(text=item[1])], remember=False)
+        elif kind == "consent":
+            await self._send_json({"type": "caller", "dtmf": item[1]})
+            await self._reply([BotMessage(text=await self._services.transfer.consent(item[1]))], remember=False)
+        elif kind == "cancel_queue":
+            await self._send_json({"type": "caller", "dtmf": "#"})
+            await self._reply([BotMessage(text=await self._services.transfer.cancel())], remember=False)
         elif kind == "repeat":
             await self._send_json({"type": "caller", "dtmf": item[1]})
             if self._last_reply:
@@ -286,7 +362,12 @@ class Call:
     async def _turn(self, text: str) -> None:
         self.turns += 1
         started = self._clock()
-        messages = await self._services.turn(text)
+        transfer = self._services.transfer
+        messages = await transfer.intercept(text) if transfer is not None else None  # booking a call-back
+        if messages is None:
+            messages = await self._services.turn(text)
+        if transfer is not None:
+            messages = await transfer.adapt(messages)
         logger.info("voice.call.bot took_ms=%d messages=%d", 1000 * (self._clock() - started), len(messages))
         await self._reply(messages)
 
@@ -314,7 +395,7 @@ class Call:
         except SynthesisUnavailable:
             await self._send_json({"type": "audio_unavailable"})
             return
-        if interrupts != self._interrupts or self._keypad.busy or not self._inbox.empty():
+        if interrupts != self._interrupts or self._keypad.busy or self._inbox.qsize() > self._announcements:
             await self._send_json({"type": "playback_stopped"})  # the caller went on while it was being made
             return
         self._playback = asyncio.ensure_future(self._play(self.fmt.encode(pcm)))
