@@ -184,7 +184,9 @@ class Workload:
                    (ROW.match(line) for line in (ROOT / "fund" / "DEMO_PERSONS.md").read_text("utf-8").splitlines()) if m]
         for citizen in self.faq + self.verified:
             assert self.session(citizen), "no session at setup"
-        for citizen, (id_number, name) in zip(self.verified, persons):
+        # #3 and #4 onwards: #1 and #2 are verified by other tests on the same stack, and the core allows a
+        # person five codes per 15 minutes.
+        for citizen, (id_number, name) in zip(self.verified, persons[2:]):
             for text in ("查余额", id_number, name):
                 self.say(citizen, text)
             outbox = self.core.get("/dev/outbox", params={"limit": 1}).json()["messages"][0]

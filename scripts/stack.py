@@ -10,6 +10,7 @@ ANJU_APP_VENV, ANJU_RASA_VENV and ANJU_MODEL_PATH.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import random
@@ -400,10 +401,17 @@ def main() -> int:
         say(f"  speech (vosk-server protocol, localhost) {stack.urls['speech']}/?secret=<var/secrets/speech.secret>")
         say(f"  logs             {stack.data_dir / 'log'}/")
         say("Press Ctrl-C to stop.")
+        import log_retention
         from supervisor import Supervisor  # imports this module: not at the top
         supervisor = Supervisor(stack, say)
+        keep_days, rotated_on = log_retention.retention_days(), None
         while True:
             supervisor.tick()
+            if rotated_on != dt.date.today():   # once a day (and at start): archive logs, drop old archives
+                rotated_on = dt.date.today()
+                done = log_retention.rotate(stack.data_dir / "log", rotated_on, keep_days)
+                if done.deleted:
+                    say(f"==> log archives past {keep_days} days deleted: {len(done.deleted)}")
             time.sleep(1)
     except KeyboardInterrupt:
         say("\n==> Stopping every process…")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-for path in (ROOT, ROOT / "scripts", ROOT / "tests"):
+for path in (ROOT, ROOT / "scripts", ROOT / "tests", ROOT / "tests" / "fixtures" / "speech" / "zh"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 

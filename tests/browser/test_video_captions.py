@@ -27,6 +27,7 @@ import redis
 import uvicorn
 
 from speech.pcm import resample
+from zh_fixtures import write_wav
 from stack import Ports
 from test_video_handoff import fake_rasa_app, log_in_as_staff, wait_js, wait_until
 
@@ -39,15 +40,6 @@ FAKE_MEDIA = ["--no-sandbox", "--disable-background-networking", "--disable-comp
 WHISPER = Path(os.environ.get("WHISPER_MODEL_PATH") or Path.home() / ".cache" / "anju" / "models" / "whisper-base-ct2")
 FIXTURE = ROOT / "tests" / "fixtures" / "speech" / "zh" / "rent_01.wav"  # 我想问一下租房可以提取公积金吗
 KEY_WORDS = ("公积金", "提取", "租房")
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return path
 
 
 def microphone_wavs(tmp: Path) -> tuple[Path, Path]:

@@ -17,21 +17,13 @@ import numpy as np
 import pytest
 
 from speech.pcm import resample
+from zh_fixtures import write_wav
 from test_accessibility import axe_violations
 from test_widget_voice import CHROMIUM, FAKE_MEDIA, wait_js
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "speech" / "zh" / "rent_01.wav"
-
-
-def write_wav(path: Path, samples: np.ndarray, rate: int) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(samples.astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture(scope="module")

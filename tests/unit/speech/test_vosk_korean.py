@@ -28,6 +28,7 @@ from websockets.exceptions import ConnectionClosed
 
 from speech.g711 import alaw_decode, alaw_encode
 from speech.pcm import resample, to_bytes
+from zh_fixtures import edit_distance
 
 ROOT = Path(__file__).resolve().parents[3]
 SECRET = "vosk-korean-test-secret"
@@ -107,16 +108,6 @@ def final_text(hyps) -> str:
 
 def jamo(text: str) -> str:
     return unicodedata.normalize("NFD", "".join(text.split()))
-
-
-def edit_distance(a: str, b: str) -> int:
-    prev = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        cur = [i]
-        for j, cb in enumerate(b, 1):
-            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
-        prev = cur
-    return prev[-1]
 
 
 def jamo_cer(pairs) -> float:
