@@ -17,7 +17,7 @@ import wave
 from pathlib import Path
 
 import httpx
-import pyotp
+
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -25,6 +25,7 @@ from websockets.sync.client import connect
 from gateway.settings import DEV_STAFF_ACCOUNTS
 from gateway.voice.audiosocket import KIND_AUDIO, KIND_DTMF, KIND_HANGUP, KIND_UUID, frame
 from gateway_restarts import ALWAYS_OPEN, gateway_with
+from review_applicants import staff_login
 from speech.pcm import to_bytes
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures" / "speech" / "zh"))
@@ -48,13 +49,8 @@ def hotline(stack):
 
 @pytest.fixture(scope="module")
 def staff(hotline) -> httpx.Client:
-    account = DEV_STAFF_ACCOUNTS[0]
-    code = pyotp.TOTP(account.totp_secret.get_secret_value()).now()
-    resp = httpx.post(f"{hotline.urls['gateway']}/api/staff/login", timeout=10,
-                      json={"username": account.username, "password": "dev-staff-pass", "totp": code})
-    assert resp.status_code == 200, resp.text
-    with httpx.Client(base_url=hotline.urls["gateway"], timeout=15,
-                      headers={"Authorization": f"Bearer {resp.json()['token']}"}) as client:
+    headers = staff_login(hotline, DEV_STAFF_ACCOUNTS[0].username, "dev-staff-pass")  # waits out a used TOTP step
+    with httpx.Client(base_url=hotline.urls["gateway"], timeout=15, headers=headers) as client:
         yield client
 
 

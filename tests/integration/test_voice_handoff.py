@@ -16,7 +16,7 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import httpx
-import pyotp
+
 import pytest
 import av
 import numpy as np
@@ -29,6 +29,7 @@ from gateway.settings import DEV_STAFF_ACCOUNTS
 from gateway.voice import transfer as tr
 from gateway.voice.audiosocket import KIND_DTMF, KIND_HANGUP, KIND_UUID, frame
 from gateway_restarts import ALWAYS_OPEN, gateway_with
+from review_applicants import staff_login
 from video.loopback import allow_loopback_candidates
 
 pytestmark = pytest.mark.integration
@@ -46,13 +47,8 @@ def open_stack(stack):
 
 
 def staff_client(stack) -> httpx.Client:
-    account = DEV_STAFF_ACCOUNTS[0]
-    code = pyotp.TOTP(account.totp_secret.get_secret_value()).now()
-    resp = httpx.post(f"{stack.urls['gateway']}/api/staff/login", timeout=10,
-                      json={"username": account.username, "password": "dev-staff-pass", "totp": code})
-    assert resp.status_code == 200, resp.text
-    return httpx.Client(base_url=stack.urls["gateway"], timeout=15,
-                        headers={"Authorization": f"Bearer {resp.json()['token']}"})
+    headers = staff_login(stack, DEV_STAFF_ACCOUNTS[0].username, "dev-staff-pass")  # waits out a used TOTP step
+    return httpx.Client(base_url=stack.urls["gateway"], timeout=15, headers=headers)
 
 
 @pytest.fixture(scope="module")
