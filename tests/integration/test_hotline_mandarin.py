@@ -17,7 +17,6 @@ import wave
 from pathlib import Path
 
 import httpx
-
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect

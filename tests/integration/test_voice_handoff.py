@@ -16,7 +16,6 @@ import uuid
 from zoneinfo import ZoneInfo
 
 import httpx
-
 import pytest
 import av
 import numpy as np
