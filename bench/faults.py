@@ -610,7 +610,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--media-nodes", type=int, default=1)
-    parser.add_argument("--processes", default="redis,rasa,actions,core,gateway,media",
+    parser.add_argument("--processes", default="redis,redis-bot,rasa,actions,core,gateway,media",
                         help="comma-separated; 'media' means every media node")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "faults.txt"))
     args = parser.parse_args()

@@ -18,6 +18,8 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+import bot.lean_turns  # noqa: F401 - loaded with this channel at `rasa run` start: lighter turns
+
 logger = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Anju-Gateway-Token"

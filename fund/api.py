@@ -67,7 +67,8 @@ def build_core(settings: CoreSettings, clock: Clock, redis_client: Any = None) -
                                                  retry=Retry(NoBackoff(), 1),
                                                  retry_on_error=[redis.exceptions.ConnectionError])
     policy = Policy(max_failures=settings.core_max_failures, lock_s=settings.core_lock_s,
-                    code_ttl_s=settings.core_code_ttl_s, idle_timeout_s=settings.core_idle_timeout_s)
+                    code_ttl_s=settings.core_code_ttl_s, idle_timeout_s=settings.core_idle_timeout_s,
+                    max_codes_per_window=settings.core_codes_per_window)
     secret = settings.core_api_token.get_secret_value().encode()
     audit_log = AuditLog(sessions, settings.core_audit_key.get_secret_value().encode(),
                          AnchorFile(settings.core_audit_anchor_path), settings.core_audit_anchor_every)

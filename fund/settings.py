@@ -44,6 +44,7 @@ class CoreSettings(BaseSettings):
     core_code_ttl_s: int = 5 * 60        # one-time code
     core_lock_s: int = 15 * 60
     core_max_failures: int = 5
+    core_codes_per_window: int = Field(default=5, ge=1)  # SMS codes per ID number per lock window
     # Staff reviewers (X-Reviewer-Token): default dev-reviewer-token in development/test; unset in
     # production means the review API answers 403 until a real token is configured.
     core_reviewer_token: Optional[SecretStr] = Field(default=None, validate_default=True)

@@ -148,7 +148,8 @@ def start_review_and_notices(app: FastAPI, settings: Settings) -> tuple[review.R
     reviewer_token = settings.core_reviewer_token.get_secret_value() if settings.core_reviewer_token else None
     review_core = review.ReviewCore(settings.core_url, reviewer_token, settings.audit_timeout_s)
     delivery = NoticeDelivery(app.state.redis, settings.core_url, settings.core_api_token.get_secret_value(),
-                              settings.rasa_url, settings.rasa_token.get_secret_value(), settings.audit_timeout_s,
+                              settings.rasa_url.split(",")[0],  # any Rasa: they share the tracker store
+                              settings.rasa_token.get_secret_value(), settings.audit_timeout_s,
                               settings.notice_poll_s, settings.session_idle_ttl_s, send_wechat=app.state.wechat.api.send_text)
     return review_core, delivery
 

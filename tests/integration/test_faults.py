@@ -1,4 +1,4 @@
-"""Fault suite, short sequence on the test stack: redis, rasa, the core and the gateway are each killed
+"""Fault suite, short sequence on the test stack: both redis servers, rasa, the core and the gateway are each killed
 with SIGKILL once in the middle of a mixed workload (FAQ turns, verified balance and withdrawal
 pre-check turns, handoff requests, WeChat pushes, audit records), restarted by scripts/supervisor.py, and nothing a
 citizen or the core acknowledged is lost or done twice (bench/faults.py; the long version runs every
@@ -42,7 +42,7 @@ def test_kill_9_of_each_process_loses_nothing_acknowledged(fault_stack):
     run = FaultRun(stack, lines.append, faq_citizens=3, verified=2, wechat=sim)
     try:
         with run:
-            rows = [run.kill(name) for name in os.environ.get("FAULTS_ONLY", "redis,core,gateway,rasa").split(",")]
+            rows = [run.kill(name) for name in os.environ.get("FAULTS_ONLY", "redis,redis-bot,core,gateway,rasa").split(",")]
     finally:
         run.work.cancel_tickets()  # the test stack is shared: leave its queue as it was
     report = run.report()

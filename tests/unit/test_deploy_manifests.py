@@ -43,11 +43,13 @@ GATEWAY_NAMES = {name.upper() for name in GatewaySettings.model_fields}
 CORE_NAMES = {name.upper() for name in CoreSettings.model_fields}
 ACTION_NAMES = env_names_in(ROOT / "actions" / "settings.py")
 RASA_NAMES = env_names_in(ROOT / "bot" / "endpoints.yml") | env_names_in(ROOT / "bot" / "gateway_channel.py")
+# The thread limits of a Rasa process (scripts/stack.py ONE_THREAD), read by OpenMP and TensorFlow.
+THREAD_NAMES = set(re.findall(r'"((?:OMP|TF)_[A-Z_]+)": "', (ROOT / "scripts" / "stack.py").read_text(encoding="utf-8")))
 LOG_NAMES = set(re.findall(r"\b(LOG_FORMAT)\b", (ROOT / "bot" / "observability.py").read_text(encoding="utf-8")))
 # What each process reads; a name outside its role's set is a typo or a renamed setting.
 ROLE_NAMES = {
     "gateway": GATEWAY_NAMES, "media": GATEWAY_NAMES, "core": CORE_NAMES,
-    "actions": ACTION_NAMES | {"ANJU_ENV"}, "rasa": RASA_NAMES | {"ANJU_ENV"},
+    "actions": ACTION_NAMES | {"ANJU_ENV"}, "rasa": RASA_NAMES | THREAD_NAMES | {"ANJU_ENV"},
     "speech": {"ANJU_ENV"},
 }
 

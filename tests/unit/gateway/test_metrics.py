@@ -98,7 +98,7 @@ def test_every_answer_names_its_request_id_and_the_turn_passes_it_to_rasa(client
         seen.append((request.headers.get("x-request-id"), json.loads(request.content)["metadata"].get("request_id")))
         return handler(request)
 
-    client.app.state.rasa._http._transport = httpx.MockTransport(recording)
+    client.app.state.rasa._http[0]._transport = httpx.MockTransport(recording)
     resp = client.post("/api/chat", json={"text": "你好"}, headers={"X-Request-ID": "trace-0123456789"})
     assert resp.headers["x-request-id"] == "trace-0123456789"
     assert seen == [("trace-0123456789", "trace-0123456789")]
