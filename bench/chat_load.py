@@ -44,10 +44,14 @@ BENCH_ENV = {**LIFTED_LIMITS, "CORE_CODES_PER_WINDOW": "100000", "RATE_HANDOFF_S
              # staff hours always open, so that 转人工 queues a ticket at any hour the bench runs
              "HANDOFF_STAFF_HOURS": "00:00-24:00", "HANDOFF_STAFF_DAYS": "[1,2,3,4,5,6,7]",
              "HANDOFF_MAX_WAIT_S": "100000000"}
-FAQ_HTTP = ["租房可以提取公积金吗", "需要带什么材料", "常州呢", "谢谢"]
-FAQ_WS = ["公积金贷款最多能贷多少", "利率是多少", "二套房呢", "好的"]
+# The first question of an FAQ conversation is one of our own training examples at random (about
+# 2,000 phrasings: Rasa's e5 cache gets no more exact repeats than varied citizens would give it);
+# the follow-ups are the short ones citizens repeat.
+FAQ_HTTP = ["需要带什么材料", "常州呢", "谢谢"]
+FAQ_WS = ["利率是多少", "二套房呢", "好的"]
 WEIGHTS = {"faq_http": 35, "faq_ws": 25, "balance": 15, "precheck": 15, "handoff": 10}
 TURNS = {"faq_http": 4, "faq_ws": 4, "balance": 5, "precheck": 5, "handoff": 2}
+EXAMPLE = re.compile(r"^\s+- (.+)$")
 PROFILER = Path.home() / ".cache" / "anju" / "tools" / "py-spy" / "bin" / "py-spy"
 ROW = re.compile(r"^\| \d+ \| (\S+) \| (\d{17}[\dX]) \|")
 PHONE_SENT = re.compile(r"(1\d\d\*{4}\d{4})")
@@ -99,6 +103,21 @@ def cpu_s(pgid: int) -> float:
 def demo_persons() -> list[tuple[str, str]]:
     rows = [ROW.match(line) for line in (ROOT / "fund" / "DEMO_PERSONS.md").read_text(encoding="utf-8").splitlines()]
     return [(m.group(2), m.group(1)) for m in rows if m]
+
+
+def faq_questions() -> list[str]:
+    """Every example under an `intent: faq/...` in nlu_data/ (plain YAML lists, read line by line)."""
+    questions, in_faq = [], False
+    for path in sorted((ROOT / "nlu_data").glob("*.yml")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip().startswith("- intent:"):
+                in_faq = line.split(":", 1)[1].strip().startswith("faq/")
+            elif in_faq and (m := EXAMPLE.match(line)) and "[" not in m.group(1):
+                questions.append(m.group(1).strip())
+    return questions
+
+
+QUESTIONS = faq_questions()
 
 
 def texts_of(messages: list[dict]) -> str:
@@ -179,7 +198,7 @@ class Bench:
 
     async def faq_http(self, level: Level) -> None:
         citizen = BenchCitizen()
-        for i, text in enumerate(FAQ_HTTP):
+        for i, text in enumerate([random.choice(QUESTIONS)] + FAQ_HTTP):
             if i:
                 await think()
             await self.timed(level, "faq_http", citizen, text)
@@ -190,7 +209,7 @@ class Bench:
             first = json.loads(await ws.recv())
             if first.get("type") != "session":
                 raise RuntimeError("no session frame")
-            for i, text in enumerate(FAQ_WS):
+            for i, text in enumerate([random.choice(QUESTIONS)] + FAQ_WS):
                 if i:
                     await think()
                 started = time.perf_counter()
@@ -315,7 +334,8 @@ def main() -> int:
             report(f"processes: {args.bot_processes} Rasa + action server pair(s), 1 gateway, 1 core, redis, speech; "
                    f"cold start to the first answered chat {cold:.1f} s")
             report(f"limits lifted for the bench: {BENCH_ENV}")
-            report(f"mix (sessions %): {WEIGHTS}; turns per session {TURNS}; 0.5-1.5 s between a citizen's turns")
+            report(f"mix (sessions %): {WEIGHTS}; turns per session {TURNS}; 0.5-1.5 s between a citizen's turns; "
+                   f"FAQ conversations open with one of {len(QUESTIONS)} of our training questions at random")
             asyncio.run(measure(stack, args, report))
         finally:
             stack.stop()
@@ -343,7 +363,9 @@ async def measure(stack: Stack, args, report) -> None:
         for rate in args.rates:
             before = {n: cpu_s(stack.services[n].process.pid) for n in names}
             profiling = []
-            if args.profile == rate and PROFILER.exists():
+            if args.profile == rate and not PROFILER.exists():
+                report(f"{'':>9} no profile: py-spy is not at {PROFILER} (scripts/bench.sh installs it)")
+            elif args.profile == rate:
                 profiling = start_profilers(stack, args.profile_s, Path(tempfile.mkdtemp(prefix="anju-prof-")))
             level, elapsed = await bench.run_level(rate, args.duration)
             busy = {n: (cpu_s(stack.services[n].process.pid) - before[n]) / elapsed for n in names}
