@@ -55,3 +55,23 @@ def test_every_command_after_a_redis_restart_succeeds(tmp_path):
         assert asyncio.run(scenario()) == []
     finally:
         server.kill()
+
+
+def test_more_commands_in_flight_than_the_pool_holds_wait_for_a_connection_instead_of_failing(tmp_path):
+    """A burst past the pool (e.g. thousands of idle chat sockets pinging) waits, it does not fail turns."""
+    from gateway.redis_connection import MAX_CONNECTIONS
+
+    port = free_port()
+    server = redis_server(port, tmp_path)
+
+    async def burst() -> list[str]:
+        client = connect(f"redis://127.0.0.1:{port}/0")
+        results = await asyncio.gather(*[client.blpop(f"empty-{i}", timeout=0.2) for i in range(MAX_CONNECTIONS + 50)],
+                                       return_exceptions=True)
+        await client.aclose()
+        return [type(r).__name__ for r in results if isinstance(r, BaseException)]
+
+    try:
+        assert asyncio.run(burst()) == []
+    finally:
+        server.kill()
