@@ -55,6 +55,7 @@ from supervisor import BackOff, Supervisor  # noqa: E402
 from wechat_simulator import AES_KEY, SimulatorServer, WeChatSimulator, message_fields, push_body  # noqa: E402
 
 KB_MARK = "智能助手正在重启"  # gateway/faq_fallback.py: RESTARTING_NOTE and TRANSACTIONS_PAUSED
+NOT_PROCESSED_MARK = "没有处理成功"  # gateway/conversation.py NOT_PROCESSED: "send it again", not an answer
 HOTLINE = "12329"
 FAQ_TURNS = ["租房怎么提取公积金", "常州呢", "公积金贷款最多能贷多少", "异地缴存可以贷款吗"]
 TRANSACTION_TURNS = ["查一下我的余额", "我现在能提取公积金吗"]
@@ -72,7 +73,7 @@ FAULT_ENV = {"HANDOFF_STAFF_HOURS": "00:00-24:00", "HANDOFF_STAFF_DAYS": "[1,2,3
 @dataclass
 class Turn:
     text: str
-    outcome: str  # ack | kb | 503 | conn | unclear
+    outcome: str  # ack | kb | 503 (a 503 with the hotline, or a 200 saying "not processed, send again") | conn | unclear
     status: int = 0
     detail: str = ""
     reply: str = ""
@@ -99,6 +100,8 @@ def classify(resp: Optional[httpx.Response], exc: Optional[Exception]) -> Turn:
         text = "\n".join(m.get("text") or "" for m in messages)
         if not messages:
             return Turn("", "unclear", 200, "200 without messages")
+        if NOT_PROCESSED_MARK in text and HOTLINE in text:  # told plainly to send it again: a clear failure
+            return Turn("", "503", 200, "not processed, send again", reply=text)
         return Turn("", "kb" if KB_MARK in text else "ack", 200, reply=text)
     if resp.status_code == 503:
         try:
@@ -481,7 +484,7 @@ class Row:
     wechat_acked: int = 0    # WeChat messages answered "success" (lost ones count in turns_lost)
 
 
-HEADER = ("| killed | recovery s | turns sent | acked (bot) | acked (KB) | clear 503 | conn cut | unclear | "
+HEADER = ("| killed | recovery s | turns sent | acked (bot) | acked (KB) | clear failure | conn cut | unclear | "
           "turns lost | queued acked | queue lost | audit acked | audit lost | WeChat success | duplicates | chain |")
 
 

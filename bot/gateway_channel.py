@@ -18,11 +18,26 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
+import bot.durable_turns  # noqa: F401 - loaded with this channel at `rasa run` start: no forgotten turns
 import bot.lean_turns  # noqa: F401 - loaded with this channel at `rasa run` start: lighter turns
 
 logger = logging.getLogger(__name__)
 
 TOKEN_HEADER = "X-Anju-Gateway-Token"
+
+
+def whole_turn_or_nothing(on_new_message: Callable[[UserMessage], Awaitable[None]]
+                          ) -> Callable[[UserMessage], Awaitable[None]]:
+    """Rasa's REST channel answers with whatever the bot said before a failure (a tracker store
+    that could not save, say): a reply for a turn that is not kept. A failed turn answers nothing
+    instead, and the gateway answers without the bot."""
+    async def handle(message: UserMessage) -> None:
+        try:
+            await on_new_message(message)
+        except Exception:
+            message.output_channel.messages.clear()
+            raise
+    return handle
 
 
 class GatewayInput(RestInput):
@@ -40,7 +55,7 @@ class GatewayInput(RestInput):
         return cls()
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[None]]) -> Blueprint:
-        blueprint = super().blueprint(on_new_message)
+        blueprint = super().blueprint(whole_turn_or_nothing(on_new_message))
         blueprint.middleware("request")(self._require_token)
         return blueprint
 

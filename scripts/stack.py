@@ -2,7 +2,7 @@
 
 Processes, in start order: a private redis-server (AOF, fsync on every write: the handoff
 queue, sessions and parked audit records live there and must survive kill -9) and a second one for
-Rasa's tracker and lock stores (fsync every second), the sandbox core, the Rasa action server,
+Rasa's tracker and lock stores (AOF written before each reply, fsynced by the kernel), the sandbox core, the Rasa action server,
 `rasa run --enable-api` (one pair per core in the run command) and the gateway. Each is waited on through its
 health endpoint (never a sleep), logs to <data_dir>/log/<name>.log, and is stopped in
 reverse order on Ctrl-C or SIGTERM. Venv and model paths come from scripts/setup.sh via
@@ -147,12 +147,14 @@ class Stack:
                     None, 20, check=lambda: self._redis_ok(p.redis)),
             # Rasa's tracker and lock stores: Rasa's redis client is synchronous, so each of a turn's
             # ~6 writes held Rasa's event loop for the disk's fsync (~2 ms each, more under load).
-            # Here the AOF is fsynced every second: a crashed redis loses nothing it acknowledged
-            # (written to the file before the reply), a crashed machine up to 1 s of conversation
-            # state — never a queue entry, session or audit record (those stay in "redis").
+            # Here the AOF is written before every reply but fsynced by the kernel: a killed redis
+            # loses nothing it acknowledged; only a crashed machine can lose the last seconds of
+            # conversation state — never a queue entry, session or audit record (those stay in
+            # "redis"). Not `everysec`: while its background fsync is slow, redis postpones the
+            # write yet still replies, and the fault suite lost acknowledged turns to kill -9.
             Service("redis-bot", ["redis-server", "--port", str(p.bot_redis), "--bind", "127.0.0.1",
                                   "--dir", str(self.data_dir / "redis-bot"), "--appendonly", "yes",
-                                  "--appendfsync", "everysec", "--save", "", "--protected-mode", "yes"],
+                                  "--appendfsync", "no", "--save", "", "--protected-mode", "yes"],
                     None, 20, check=lambda: self._redis_ok(p.bot_redis)),
             Service("core", [app_py, "-m", "fund", "--host", "127.0.0.1", "--port", str(p.core)],
                     self.urls["core"] + "/healthz", 60),
