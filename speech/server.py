@@ -10,6 +10,10 @@ Protocol, one connection per caller or utterance stream:
   - {"eof": 1} (any spacing: parsed as JSON) -> the final {"text": ...}, then close 1000
 Close codes: 1008 wrong secret or bad message (reason says what was expected), 1009 frame
 over the size limit (websockets itself), 1011 recognition failed.
+
+A client that leaves while its audio waits for a recognition worker takes that work with it
+(the gateway starts recognition on a pause and drops it when the caller goes on talking), so
+abandoned decodes do not queue ahead of live ones.
 """
 import asyncio
 import hmac
@@ -59,7 +63,7 @@ class SpeechServer:
         session = _Session(self._recogniser, self._executor)
         try:
             async for message in ws:
-                reply, done = await session.on_message(message)
+                reply, done = await _unless_closed(ws, session.on_message(message))
                 if reply is not None:
                     await ws.send(json.dumps(reply, ensure_ascii=False))
                 if done:
@@ -77,6 +81,21 @@ class SpeechServer:
     def _authorised(self, path: str) -> bool:
         given = parse_qs(urlsplit(path).query).get("secret", [""])[0].encode()
         return hmac.compare_digest(given, self._secret)
+
+
+async def _unless_closed(ws: ServerConnection, work):
+    """`work`'s result, or ConnectionClosed (the work cancelled) if the client leaves first."""
+    task = asyncio.ensure_future(work)
+    if not task.done():
+        closed = asyncio.ensure_future(ws.wait_closed())
+        await asyncio.wait((task, closed), return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        if not task.done():
+            task.cancel()  # a decode still queued for a worker never starts
+            await asyncio.gather(task, return_exceptions=True)
+            log.info("speech.session.abandoned")
+            raise ConnectionClosed(None, None)
+    return task.result()
 
 
 class _Session:

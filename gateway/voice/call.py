@@ -9,7 +9,11 @@ binary frames in the caller's encoding and rate, paced at real time plus a small
 the call closes (1000); {"error": ...} before a close for a bad frame (1003/1009).
 
 Audio is cut into utterances by energy endpointing (speech/vad.py); each is recognised and
-becomes a turn, in order, one at a time. Voiced audio or a key press while reply audio is
+becomes a turn, in order, one at a time. Recognition starts early, on a short pause
+(`guess_after_ms` of quiet), while the endpointer waits out the rest of `end_silence_ms`: if the
+caller goes on, that guess is dropped; if the utterance ends, its text is the turn's, so the
+decode overlaps the trailing quiet. A bot reply is spoken as soon as its first sentence is
+synthesised; the rest is made while that plays. Voiced audio or a key press while reply audio is
 playing stops it (barge-in). The silence timer runs only while nothing is happening: neither
 side speaking, no turn in progress, no keys pending, not on hold for staff.
 
@@ -32,9 +36,9 @@ from gateway.voice import prompts
 from gateway.voice.audio import CLOSE_TOO_BIG, AudioFormat, FrameError, parse_json_frame
 from gateway.voice.keypad import Keypad, entry_text, menu_prompt, valid_keys
 from gateway.voice.recognition import RecognitionUnavailable
-from gateway.voice.synthesis import SynthesisUnavailable
+from gateway.voice.synthesis import SynthesisUnavailable, first_sentence
 from speech.pcm import to_bytes, to_samples
-from speech.vad import Endpointer
+from speech.vad import END, PAUSE, RESUMED, Endpointer
 
 if TYPE_CHECKING:
     from gateway.voice.transfer import CallTransfer
@@ -78,6 +82,8 @@ class CallLimits:
     entry_timeout_s: float = 5.0
     tick_s: float = 0.1
     transfer_poll_s: float = 1.0
+    end_silence_ms: int = 700  # quiet that ends an utterance (the fixtures pause up to 540 ms mid-sentence)
+    guess_after_ms: int = 300  # quiet after which recognition starts on a guess (0: wait for the end)
 
 
 _TICK = object()
@@ -100,7 +106,9 @@ class Call:
         self.fmt = fmt
         self.limits = limits
         self._clock = clock
-        self._vad = Endpointer(fmt.sample_rate)
+        self._vad = Endpointer(fmt.sample_rate, end_silence_ms=limits.end_silence_ms, pause_ms=limits.guess_after_ms)
+        self._guess: Optional[asyncio.Task] = None  # recognition of the utterance so far, started on a pause
+        self._dropped: set[asyncio.Task] = set()  # guesses the caller talked past, being cancelled
         self._keypad = Keypad(limits.menu_wait_s, limits.entry_timeout_s)
         self._frames: asyncio.Queue = asyncio.Queue()
         self._inbox: asyncio.Queue = asyncio.Queue()
@@ -151,12 +159,19 @@ class Call:
                     ended = reason
                     return reason
         finally:
-            for task in (reader, self._worker, self._playback, follower):
-                if task is not None:
-                    task.cancel()
-            await asyncio.gather(*(t for t in (reader, self._worker, self._playback, follower) if t),
-                                 return_exceptions=True)
+            waiting = [item[2] for item in self._drain_inbox() if item[0] == "audio" and len(item) > 2]
+            tasks = [t for t in (reader, self._worker, self._playback, follower, self._guess, *self._dropped, *waiting)
+                     if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self._end_transfer(ended)
+
+    def _drain_inbox(self) -> list[tuple]:
+        items = []
+        while not self._inbox.empty():
+            items.append(self._inbox.get_nowait())
+        return items
 
     async def _follow_transfer(self) -> None:
         """While the call has a ticket: its queue position, staff joining, staff's messages, said to the caller."""
@@ -231,6 +246,7 @@ class Call:
                 self._enqueue_entry(entry)
             return None
         if "eof" in data:
+            self._drop_guess()  # the last few samples may be speech the guess has not heard
             rest = self._vad.flush()
             if rest is not None:
                 self._inbox.put_nowait(("audio", rest))
@@ -243,10 +259,32 @@ class Call:
         if len(frame) > self.limits.max_frame_bytes:
             raise FrameError(prompts.FRAME_TOO_BIG.format(limit=self.limits.max_frame_bytes), CLOSE_TOO_BIG)
         if self._bridged():  # staff hear the caller directly; the bot stays out of it
+            self._drop_guess()
             self._services.transfer.bridge.feed(self.fmt.decode(frame))
             return
-        for utterance in self._vad.feed(to_samples(self.fmt.decode(frame))):
-            self._inbox.put_nowait(("audio", utterance))
+        for event in self._vad.events(to_samples(self.fmt.decode(frame))):
+            if event.kind == PAUSE:
+                self._start_guess(event.samples)
+            elif event.kind == RESUMED:
+                self._drop_guess()
+            elif event.kind == END:  # a guess still here heard all of it but trailing quiet
+                self._inbox.put_nowait(("audio", event.samples, self._guess))
+                self._guess = None
+
+    def _start_guess(self, samples) -> None:
+        self._drop_guess()
+        self._guess = asyncio.ensure_future(self._services.recognise(to_bytes(samples), self.fmt.sample_rate))
+
+    def _drop_guess(self) -> None:
+        """The caller went on after a pause: what was recognised so far is not the utterance."""
+        guess, self._guess = self._guess, None
+        if guess is None:
+            return
+        if not guess.done():
+            guess.cancel()
+            self._dropped.add(guess)
+            guess.add_done_callback(self._dropped.discard)
+        logger.info("voice.call.guess_dropped")
 
     async def _caller_acted(self) -> None:
         """Speech or keys from the caller: playback stops (barge-in) and the silence timer restarts."""
@@ -291,9 +329,9 @@ class Call:
         await self._stop_playback(quiet=True)
         await self._send_json({"type": "bot", "text": text})
         try:
-            audio = self.fmt.encode(await self._services.speak(text, self.fmt.sample_rate))
-            seconds = len(audio) / self.fmt.bytes_per_second
-            await asyncio.wait_for(self._play(audio), seconds + GOODBYE_GRACE_S)
+            pcm = await self._services.speak(text, self.fmt.sample_rate)
+            seconds = len(pcm) / 2 / self.fmt.sample_rate
+            await asyncio.wait_for(self._play(pcm), seconds + GOODBYE_GRACE_S)
         except (SynthesisUnavailable, asyncio.TimeoutError):
             pass
         await self._send_json({"type": "hangup", "reason": reason})
@@ -343,11 +381,14 @@ class Call:
             await self._send_json({"type": "caller", "dtmf": item[1]})
             await self._turn(item[2])
         elif kind == "audio":
-            started = self._clock()
+            started, guess = self._clock(), item[2] if len(item) > 2 else None
             try:
-                text = await self._services.recognise(to_bytes(item[1]), self.fmt.sample_rate)
-                logger.info("voice.call.recognised audio_s=%.1f took_ms=%d", len(item[1]) / self.fmt.sample_rate,
-                            1000 * (self._clock() - started))
+                if guess is not None:  # recognition began on the pause before the utterance ended
+                    text = await guess
+                else:
+                    text = await self._services.recognise(to_bytes(item[1]), self.fmt.sample_rate)
+                logger.info("voice.call.recognised audio_s=%.1f took_ms=%d guessed=%s",
+                            len(item[1]) / self.fmt.sample_rate, 1000 * (self._clock() - started), guess is not None)
             except RecognitionUnavailable as exc:
                 logger.warning("voice.call.recognition_unavailable error=%s", exc)
                 await self._reply([BotMessage(text=prompts.RECOGNITION_DOWN)], remember=False)
@@ -372,7 +413,10 @@ class Call:
         await self._reply(messages)
 
     async def _reply(self, messages: list[BotMessage], remember: bool = True) -> None:
-        """Bot messages as text frames, then all of them as one stretch of audio (keys said last)."""
+        """Bot messages as text frames, then all of them as one stretch of audio (keys said last).
+
+        A bot's reply (`remember`) starts playing once its first sentence is synthesised, the rest
+        made meanwhile; the call's own prompts are cached whole and go as they are."""
         buttons = next((m.buttons for m in reversed(messages) if m.buttons), [])
         if remember:
             self._last_reply, self._buttons = messages, buttons
@@ -388,31 +432,50 @@ class Call:
             spoken += "请按键选择：" + menu_prompt(buttons)
         if not spoken:
             return
+        head, rest = first_sentence(spoken) if remember else (spoken, "")
         interrupts, started = self._interrupts, self._clock()
         try:
-            pcm = await self._services.speak(spoken, self.fmt.sample_rate)
-            logger.info("voice.call.tts chars=%d took_ms=%d", len(spoken), 1000 * (self._clock() - started))
+            pcm = await self._services.speak(head, self.fmt.sample_rate)
+            logger.info("voice.call.tts chars=%d of=%d took_ms=%d", len(head), len(spoken),
+                        1000 * (self._clock() - started))
         except SynthesisUnavailable:
             await self._send_json({"type": "audio_unavailable"})
             return
         if interrupts != self._interrupts or self._keypad.busy or self._inbox.qsize() > self._announcements:
             await self._send_json({"type": "playback_stopped"})  # the caller went on while it was being made
             return
-        self._playback = asyncio.ensure_future(self._play(self.fmt.encode(pcm)))
+        more = asyncio.ensure_future(self._services.speak(rest, self.fmt.sample_rate)) if rest else None
+        self._playback = asyncio.ensure_future(self._play(pcm, more))
         await asyncio.wait([self._playback])
 
     # -- playback --------------------------------------------------------------------------
-    async def _play(self, audio: bytes) -> None:
-        """Sends audio at real time plus the lead, then waits until the caller has heard it."""
+    async def _play(self, pcm: bytes, more: Optional[asyncio.Future] = None) -> None:
+        """Sends PCM16 (then `more`'s, once made) at real time plus the lead, in the caller's encoding,
+        then waits until the caller has heard it."""
         chunk = max(1, int(self.fmt.bytes_per_second * CHUNK_S))
         chunk -= chunk % self.fmt.bytes_per_sample
-        started = self._clock()
-        for i, offset in enumerate(range(0, len(audio), chunk)):
-            ahead = i * CHUNK_S - (self._clock() - started) - self.limits.playback_lead_s
-            if ahead > 0:
-                await asyncio.sleep(ahead)
-            await self._send_bytes(audio[offset:offset + chunk])
-        remaining = len(audio) / self.fmt.bytes_per_second - (self._clock() - started)
+        started, sent_s = self._clock(), 0.0
+        try:
+            while True:
+                audio = self.fmt.encode(pcm)
+                for offset in range(0, len(audio), chunk):
+                    ahead = sent_s - (self._clock() - started) - self.limits.playback_lead_s
+                    if ahead > 0:
+                        await asyncio.sleep(ahead)
+                    piece = audio[offset:offset + chunk]
+                    await self._send_bytes(piece)
+                    sent_s += len(piece) / self.fmt.bytes_per_second
+                if more is None:
+                    break
+                try:
+                    pcm, more = await more, None
+                except Exception as exc:  # SynthesisUnavailable: the first sentence was said; the rest cannot be
+                    logger.warning("voice.call.tts_rest_failed error=%s", type(exc).__name__)
+                    break
+        finally:
+            if more is not None:
+                more.cancel()  # cut short: the rest of the reply is not needed
+        remaining = sent_s - (self._clock() - started)
         if remaining > 0:
             await asyncio.sleep(remaining)
         await self._send_json({"type": "audio_end"})

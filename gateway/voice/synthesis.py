@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 from collections.abc import Iterable
 from typing import Callable, Optional
@@ -20,6 +21,20 @@ logger = logging.getLogger(__name__)
 
 class SynthesisUnavailable(Exception):
     """No speech can be made right now (engine not installed, or it failed)."""
+
+
+_SENTENCE_END = re.compile(r"[。！？；!?;]")
+_CLAUSE_END = re.compile(r"[，、：,:]")
+
+
+def first_sentence(text: str, min_chars: int = 6, max_chars: int = 40) -> tuple[str, str]:
+    """(what to say first, the rest): the first sentence of at least `min_chars`, or, when that runs
+    past `max_chars`, its first clause; a reply can start playing after that much is synthesised."""
+    end = next((m.end() for m in _SENTENCE_END.finditer(text) if m.end() >= min_chars), len(text))
+    if end > max_chars:
+        end = next((m.end() for m in _CLAUSE_END.finditer(text, 0, max_chars) if m.end() >= min_chars), end)
+    head, rest = text[:end], text[end:]
+    return (head, rest) if head.strip() and rest.strip() else (text, "")
 
 
 def espeak_engine(voice: str) -> Callable[[int], TextToSpeech]:

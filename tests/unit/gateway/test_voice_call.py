@@ -139,6 +139,7 @@ def test_keypad_zero_asks_for_a_person_and_the_bots_buttons_become_keys(call, ra
     frames.until(lambda f: f.get("type") == "bot" and f["text"] == "收到：转人工")
     assert {"type": "caller", "dtmf": "0"} in frames.json
     assert rasa.received == ["转人工"]
+    frames.until(lambda f: f.get("type") == "audio_end")  # the reply's last sentence is made while its first plays
     assert any(text.endswith("请按键选择：按1，是；按2，不是。") for text, _ in tts.said)
     ws.send_text(json.dumps({"dtmf": "2"}))  # a lone key, no #: a menu choice after the short wait
     frames.until(lambda f: f.get("type") == "bot" and f["text"] == "收到：/deny")

@@ -186,6 +186,29 @@ async def test_slow_recognition_does_not_block_other_callers(served):
     assert threading.get_ident() == loop_thread
 
 
+async def test_audio_of_a_client_that_left_is_never_decoded():
+    """The gateway starts recognition on a pause and drops it when the caller goes on: the
+    dropped decode must not hold up the live ones behind it."""
+    recogniser = FakeRecogniser(delay=0.6)
+    executor = ThreadPoolExecutor(max_workers=1)
+    server = await SpeechServer(recogniser, SECRET, executor).start("127.0.0.1", 0)
+    url = f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}/?secret={SECRET}"
+    try:
+        async with connect(url) as busy:
+            await busy.send(PCM)  # the only worker is busy for 0.6 s
+            async with connect(url) as dropped:
+                await dropped.send(PCM)  # waits for the worker...
+                await asyncio.sleep(0.1)
+            # ...and its client has gone
+            assert json.loads(await busy.recv()) == {"partial": "说话中"}
+            await asyncio.sleep(0.8)
+        assert [s.frames for s in recogniser.streams] == [1, 0]
+    finally:
+        server.close()
+        await server.wait_closed()
+        executor.shutdown(wait=True)
+
+
 # --- the real thing: Whisper behind the server, and `python -m speech` ------------------
 
 async def test_whisper_behind_the_server_answers_8khz_speech(served, whisper_dir, espeak):
