@@ -150,8 +150,8 @@ class Stack:
             # Here the AOF is written before every reply but fsynced by the kernel: a killed redis
             # loses nothing it acknowledged; only a crashed machine can lose the last seconds of
             # conversation state — never a queue entry, session or audit record (those stay in
-            # "redis"). Not `everysec`: while its background fsync is slow, redis postpones the
-            # write yet still replies, and the fault suite lost acknowledged turns to kill -9.
+            # "redis"). Not `everysec`: while a background fsync is slow, redis may postpone the
+            # write for up to 2 s yet still reply (its documented "up to 2 seconds" of loss).
             Service("redis-bot", ["redis-server", "--port", str(p.bot_redis), "--bind", "127.0.0.1",
                                   "--dir", str(self.data_dir / "redis-bot"), "--appendonly", "yes",
                                   "--appendfsync", "no", "--save", "", "--protected-mode", "yes"],
