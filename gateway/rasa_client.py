@@ -41,10 +41,6 @@ class RasaClient:
         self._webhook_headers = {GATEWAY_TOKEN_HEADER: gateway_token}
         self._http = [internal_client(base_url=u, timeout=timeout_s, transport=transport) for u in urls]
 
-    @property
-    def size(self) -> int:
-        return len(self._http)
-
     def home_of(self, sender_id: str) -> int:
         """The process a conversation goes to while it is up (the same in every gateway replica)."""
         return zlib.crc32(sender_id.encode("utf-8")) % len(self._http)
