@@ -77,6 +77,7 @@ class Turn:
     status: int = 0
     detail: str = ""
     reply: str = ""
+    messages: list = field(default_factory=list)  # the reply's messages (a 200 with messages only)
     ticket: str = ""
     phase: int = 0  # which kill this turn ran under (FaultRun.kill numbers them)
 
@@ -101,8 +102,8 @@ def classify(resp: Optional[httpx.Response], exc: Optional[Exception]) -> Turn:
         if not messages:
             return Turn("", "unclear", 200, "200 without messages")
         if NOT_PROCESSED_MARK in text and HOTLINE in text:  # told plainly to send it again: a clear failure
-            return Turn("", "503", 200, "not processed, send again", reply=text)
-        return Turn("", "kb" if KB_MARK in text else "ack", 200, reply=text)
+            return Turn("", "503", 200, "not processed, send again", reply=text, messages=messages)
+        return Turn("", "kb" if KB_MARK in text else "ack", 200, reply=text, messages=messages)
     if resp.status_code == 503:
         try:
             detail = str(resp.json().get("detail", ""))
@@ -281,18 +282,11 @@ class Workload:
         if not ok:
             time.sleep(1.0)
             return
-        resp = exc = None
-        try:
-            resp = self.http.post(f"{self.gateway}/api/chat", json={"text": HANDOFF_TEXT},
-                                  headers={"Authorization": f"Bearer {citizen.token}"})
-        except httpx.HTTPError as e:
-            exc = e
-        turn = classify(resp, exc)
-        turn.text, turn.phase = HANDOFF_TEXT, self.phase
+        turn = self.say(citizen, HANDOFF_TEXT)
         citizen.turns.append(turn)
         self.handoffs.append(citizen)
         if turn.outcome == "ack":
-            for m in resp.json().get("messages") or []:
+            for m in turn.messages:
                 custom = m.get("custom") or {}
                 if custom.get("type") == "handoff_queued":
                     self.tickets.append(custom["ticket_id"])
